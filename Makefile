@@ -1,0 +1,42 @@
+# `make demo` and `make test` install what is missing first; a second `make install` does nothing.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.seglab-installed
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast lint bench clean
+
+install: $(STAMP)
+
+# mmcv 2.1.0 has no wheel for this torch: it is built from source with its compiled ops, which
+# needs torch and the build tools present and no build isolation. pip keeps the built wheel in
+# its cache, so only the first install on a machine pays the build (about 30 minutes on 2 cores).
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install torch==2.13.0 'setuptools>=77.0.3,<82' ninja psutil wheel
+	$(PY) -c "import mmcv.ops" 2>/dev/null || \
+	  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PY) -m pip install --no-build-isolation mmcv==2.1.0
+	$(PY) -m pip install -e '.[dev]'
+	$(PY) -c "import mmcv.ops, mmseg, hydra, seglab"
+	touch $@
+
+# The small model on the embedded synthetic data: a few minutes on a CPU.
+demo: install
+	$(PY) -m seglab experiment=demo
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check seglab tests bench
+	$(PY) -m ruff format --check seglab tests bench
+
+bench: install
+	$(PY) bench/overhead.py
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,189 @@
+"""Checks of a converted config against the machine and the data, run before any training.
+
+Each failure is a ConfigError whose one line names the key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+from mmengine.config import Config
+from PIL import Image
+
+from seglab.errors import ConfigError
+
+DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
+URL_SCHEMES = ("http://", "https://", "open-mmlab://", "openmmlab://", "mmcls://", "torchvision://")
+LABEL_FILES_CHECKED = 16
+
+
+def check_before_training(cfg: Config, network_timeout: float = 3.0) -> None:
+    check_data_roots(cfg)
+    check_class_counts(cfg)
+    check_label_values(cfg)
+    check_weights_reachable(cfg, network_timeout)
+
+
+def leaf_datasets(cfg: Config) -> Iterator[tuple[str, dict]]:
+    """(key, dataset config) of every dataset the dataloaders read, inside wrappers too."""
+    for loader in DATALOADERS:
+        if cfg.get(loader):
+            yield from _leaves(f"{loader}.dataset", cfg[loader]["dataset"])
+
+
+def _leaves(key: str, dataset: dict) -> Iterator[tuple[str, dict]]:
+    if "datasets" in dataset:  # ConcatDataset
+        for i, inner in enumerate(dataset["datasets"]):
+            yield from _leaves(f"{key}.datasets[{i}]", inner)
+    elif "dataset" in dataset:  # RepeatDataset, MultiImageMixDataset
+        yield from _leaves(f"{key}.dataset", dataset["dataset"])
+    else:
+        yield key, dataset
+
+
+def check_data_roots(cfg: Config) -> None:
+    for key, dataset in leaf_datasets(cfg):
+        root = dataset.get("data_root")
+        if root and not os.path.isdir(root):
+            raise ConfigError(
+                f"dataset.data_root={root!r} does not exist (read by {key}); "
+                "point it at your copy with dataset.data_root=PATH"
+            )
+        images = os.path.join(root or "", dataset.get("data_prefix", {}).get("img_path", ""))
+        if not os.path.isdir(images):
+            raise ConfigError(
+                f"{key}.data_prefix.img_path={images!r} does not exist; expected the "
+                f"{dataset['type']} folder layout under dataset.data_root={root!r}"
+            )
+
+
+def dataset_classes(dataset: dict) -> tuple[str, ...] | None:
+    """The class names a dataset config declares, or its registered class's METAINFO."""
+    classes = (dataset.get("metainfo") or {}).get("classes")
+    if classes is None:
+        from mmseg.registry import DATASETS
+
+        dataset_cls = DATASETS.get(dataset["type"])
+        classes = getattr(dataset_cls, "METAINFO", {}).get("classes")
+    return tuple(classes) if classes is not None else None
+
+
+def _heads(model: dict) -> Iterator[tuple[str, dict]]:
+    for name in ("decode_head", "auxiliary_head"):
+        head = model.get(name)
+        heads = head if isinstance(head, (list, tuple)) else [head] if head else []
+        for i, h in enumerate(heads):
+            yield (f"model.{name}" + (f"[{i}]" if len(heads) > 1 else "")), h
+
+
+def check_class_counts(cfg: Config) -> None:
+    key, dataset = next(leaf_datasets(cfg))
+    classes = dataset_classes(dataset)
+    if classes is None:
+        return
+    for head_key, head in _heads(cfg.model):
+        num = head.get("num_classes")
+        # a binary head may predict one sigmoid channel for two classes (mmseg's out_channels)
+        if num is not None and num != len(classes) and head.get("out_channels") != 1:
+            raise ConfigError(
+                f"{head_key}.num_classes={num}: the data set ({key}.type={dataset['type']!r}) "
+                f"has {len(classes)} classes; set dataset.num_classes (every head follows it)"
+            )
+
+
+def check_label_values(cfg: Config) -> None:
+    """Label maps on disk must hold class indices the config expects (a few files are read)."""
+    key, dataset = next(leaf_datasets(cfg))
+    classes = dataset_classes(dataset)
+    seg_dir = Path(dataset.get("data_root") or "", dataset.get("data_prefix", {}).get("seg_map_path", ""))
+    if classes is None or not seg_dir.is_dir():
+        return
+    reduce_zero = bool(dataset.get("reduce_zero_label", False))
+    suffix = dataset.get("seg_map_suffix", ".png")
+    highest = len(classes) if reduce_zero else len(classes) - 1
+    for path in sorted(seg_dir.rglob(f"*{suffix}"))[:LABEL_FILES_CHECKED]:
+        values = np.unique(np.asarray(Image.open(path)))
+        bad = values[(values > highest) & (values != 255)]
+        if bad.size:
+            raise ConfigError(
+                f"dataset.classes has {len(classes)} classes but {path} holds label {int(bad[0])}"
+                f" (with dataset.reduce_zero_label={str(reduce_zero).lower()}, expected labels "
+                f"0..{highest} or 255); add the missing classes or fix reduce_zero_label"
+            )
+        if reduce_zero and len(classes) <= 2 and set(values.tolist()) <= {0, 1, 255}:
+            raise ConfigError(
+                f"dataset.reduce_zero_label=true: {path} holds only labels 0 and 1, and "
+                "reduce_zero_label would drop class 0; expected false for two-class data"
+            )
+
+
+def weight_sources(cfg: Config) -> Iterator[tuple[str, str]]:
+    """(key, path or URL) of every pretrained weight file the model or run loads."""
+
+    def walk(key: str, node: Any) -> Iterator[tuple[str, str]]:
+        if isinstance(node, dict):
+            if node.get("type") == "Pretrained" and isinstance(node.get("checkpoint"), str):
+                yield f"{key}.checkpoint", node["checkpoint"]
+            for k, v in node.items():
+                if k == "pretrained" and isinstance(v, str):
+                    yield f"{key}.{k}", v
+                else:
+                    yield from walk(f"{key}.{k}", v)
+        elif isinstance(node, (list, tuple)):
+            for i, v in enumerate(node):
+                yield from walk(f"{key}[{i}]", v)
+
+    yield from walk("model", cfg.model)
+    if cfg.get("load_from"):
+        yield "load_from", cfg.load_from
+
+
+def check_weights_reachable(cfg: Config, network_timeout: float = 3.0) -> None:
+    for key, source in weight_sources(cfg):
+        if not source.startswith(URL_SCHEMES):
+            if not os.path.isfile(os.path.expanduser(source)):
+                raise ConfigError(
+                    f"{key}={source!r} is not a file; expected a local weights file, "
+                    f"a URL, or {key}=null to train from scratch"
+                )
+            continue
+        url = resolve_weights_url(source)
+        if url is None or _in_torch_hub_cache(url):
+            continue
+        host = urlparse(url).hostname or ""
+        try:
+            socket.create_connection((host, 443), timeout=network_timeout).close()
+        except OSError as err:
+            raise ConfigError(
+                f"{key}={source!r} cannot be downloaded ({host}: {err.strerror or err}); "
+                f"point it at a local file ({key}=/path/to/{os.path.basename(url)}) "
+                f"or turn it off ({key}=null)"
+            ) from None
+
+
+def resolve_weights_url(source: str) -> str | None:
+    """The http(s) URL mmengine downloads `source` from (its own open-mmlab:// tables)."""
+    from mmengine.runner.checkpoint import get_deprecated_model_names, get_external_models
+
+    if source.startswith(("http://", "https://")):
+        return source
+    for prefix in ("open-mmlab://", "openmmlab://"):
+        if source.startswith(prefix):
+            name = source[len(prefix) :]
+            name = get_deprecated_model_names().get(name, name)
+            url = get_external_models().get(name)
+            return url if url and url.startswith(("http://", "https://")) else None
+    return None  # mmcls:// and torchvision:// resolve inside their own packages
+
+
+def _in_torch_hub_cache(url: str) -> bool:
+    import torch.hub
+
+    cached = Path(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(url).path))
+    return cached.is_file()

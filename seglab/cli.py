@@ -1,0 +1,53 @@
+"""The `seglab` command: `seglab [train] OVERRIDES`, `seglab export OVERRIDES out=PATH`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from seglab.errors import ConfigError
+
+USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]   train (python -m seglab ... is the same)
+       seglab export [OVERRIDES] [out=PATH]       write the mmseg config file (stdout without out=)"""
+
+
+def export_command(args: Sequence[str]) -> None:
+    from seglab.compose import compose, compose_reference
+    from seglab.convert import to_mm_config, write_config
+
+    out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
+    overrides = [a for a in args if not a.startswith("out=")]
+    cfg = compose(overrides)
+    mm_cfg = to_mm_config(cfg, reference=compose_reference(cfg.hydra.runtime.choices))
+    header = f"Written by `seglab export {' '.join(overrides)}`"
+    if out:
+        path = write_config(mm_cfg, out[-1], header=header)
+        print(f"wrote {path}")
+    else:
+        sys.stdout.write(f"# {header}\n{mm_cfg.pretty_text}")
+
+
+def train_command(args: Sequence[str]) -> None:
+    from seglab.compose import check_group_choices
+
+    check_group_choices([a for a in args if "=" in a and not a.startswith("-")])
+    from seglab import train
+
+    sys.argv = [sys.argv[0], *args]  # Hydra reads its flags and overrides from sys.argv
+    train.main()
+
+
+COMMANDS = {"train": train_command, "export": export_command}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("help", "-h", "--help") and len(args) == 1:
+        print(USAGE)
+        args = ["--help"]
+    command = COMMANDS[args.pop(0)] if args and args[0] in COMMANDS else train_command
+    try:
+        command(args)
+    except ConfigError as err:
+        print(f"seglab: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

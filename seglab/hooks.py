@@ -1,0 +1,42 @@
+"""mmengine hooks seglab adds to the Runner it builds (registered in mmengine's HOOKS)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+METRICS_FILE = "metrics.json"
+
+
+@HOOKS.register_module()
+class MetricsFileHook(Hook):
+    """Writes the latest validation metrics to WORK_DIR/metrics.json after every validation.
+
+    When training ends the file holds the final validation, which is what a sweep or a later
+    comparison reads; `iter` says when it was measured.
+    """
+
+    priority = "LOW"
+
+    def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
+        if not metrics or not _is_main_process():
+            return
+        record = {"iter": runner.iter, **{k: _plain(v) for k, v in metrics.items()}}
+        path = Path(runner.work_dir) / METRICS_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+        tmp.replace(path)
+
+
+def _plain(value):
+    """numpy and torch scalars as JSON numbers."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _is_main_process() -> bool:
+    from mmengine.dist import is_main_process
+
+    return is_main_process()

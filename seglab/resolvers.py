@@ -1,0 +1,89 @@
+"""OmegaConf resolvers the YAML groups use. Registered once, on import of this module."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import ListConfig, OmegaConf
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
+
+
+def as_tuple(*items: Any) -> tuple:
+    """`${as_tuple:512,512}` or `${as_tuple:${dataset.crop_size}}` -> (512, 512).
+
+    mmseg asserts tuples in places (RandomCrop.crop_size, Resize.scale) while OmegaConf only
+    knows lists; a resolver's tuple survives `OmegaConf.to_container`.
+    """
+    if len(items) == 1 and isinstance(items[0], (list, tuple, ListConfig)):
+        items = tuple(items[0])
+    return tuple(OmegaConf.to_container(i) if isinstance(i, ListConfig) else i for i in items)
+
+
+def length(items: Sequence) -> int:
+    """`${len:${dataset.classes}}`: the class count follows the class names."""
+    return len(items)
+
+
+def cache_dir(name: str) -> str:
+    """Where seglab keeps what it generates: $SEGLAB_CACHE, else ~/.cache/seglab."""
+    root = os.environ.get("SEGLAB_CACHE") or os.path.join(Path.home(), ".cache", "seglab")
+    return os.path.join(root, name)
+
+
+def run_name(override_dirname: str) -> str:
+    """A directory name that is a function of the job's overrides, not of the clock.
+
+    Readable where it can be; characters a path must not hold, or a name too long, get a
+    short hash of the full overrides so two different jobs never share a directory.
+    """
+    if not override_dirname:
+        return "default"
+    safe = _UNSAFE.sub("_", override_dirname)
+    if safe != override_dirname or len(safe) > 96:
+        digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
+        safe = f"{safe[:80]}-{digest}"
+    return safe
+
+
+def run_dir(root: str, override_dirname: str, resume: Any) -> str:
+    """The run directory of a single run: `root/run_name`.
+
+    A directory that already holds an earlier run is never written into unless `resume` is
+    set: the new run takes the next free `-N` suffix, so no checkpoint or log is overwritten.
+    With `resume=true` the newest of them is reused, and mmengine resumes from its
+    `last_checkpoint`.
+    """
+    base = os.path.join(root, run_name(override_dirname))
+    if not _holds_files(base):
+        return base
+    n = 2
+    while _holds_files(f"{base}-{n}"):
+        n += 1
+    if resume:
+        return base if n == 2 else f"{base}-{n - 1}"
+    return f"{base}-{n}"
+
+
+def _holds_files(path: str) -> bool:
+    return os.path.isdir(path) and bool(os.listdir(path))
+
+
+def register() -> None:
+    for name, fn in {
+        "as_tuple": as_tuple,
+        "len": length,
+        "cache_dir": cache_dir,
+        "run_name": run_name,
+        "run_dir": run_dir,
+    }.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+register()

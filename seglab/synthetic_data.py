@@ -1,0 +1,129 @@
+"""seglab's embedded data set: shapes on textured backgrounds, in the ADE20K folder layout.
+
+Generated deterministically from a seed the first time a run asks for it, then reused:
+
+    ROOT/images/{training,validation}/NNNNN.jpg
+    ROOT/annotations/{training,validation}/NNNNN.png
+
+Label values follow ADE20K: 0 marks unlabelled pixels (a thin outline around every shape, where
+a pixel is half one class, half another), 1 is background, 2 square, 3 disc, 4 triangle; the
+config's `reduce_zero_label=true` maps them to 255 (ignored), 0, 1, 2, 3. Shape colours are
+drawn independently of the class, so only a shape's form tells its class.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SPLITS = {"training": 0, "validation": 1}
+UNLABELLED, BACKGROUND, SQUARE, DISC, TRIANGLE = 0, 1, 2, 3, 4
+FORMAT_VERSION = 1
+
+
+def ensure_synthetic_dataset(
+    root: str | os.PathLike, *, seed: int, num_train: int, num_val: int, image_size: int
+) -> Path:
+    """Generate the data set into `root` unless it is already there with these parameters."""
+    root = Path(root)
+    params = {
+        "version": FORMAT_VERSION,
+        "seed": seed,
+        "num_train": num_train,
+        "num_val": num_val,
+        "image_size": image_size,
+    }
+    marker = root / "seglab-synthetic.json"
+    if marker.is_file() and json.loads(marker.read_text()) == params:
+        return root
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(
+            f"dataset.data_root={str(root)!r} holds other files; expected an empty folder or a "
+            "seglab synthetic data set"
+        )
+    # Written next to its final place and renamed, so parallel jobs never see half a data set.
+    tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for split, count in (("training", num_train), ("validation", num_val)):
+        (tmp / "images" / split).mkdir(parents=True)
+        (tmp / "annotations" / split).mkdir(parents=True)
+        for index in range(count):
+            rng = np.random.default_rng([seed, SPLITS[split], index])
+            image, label = draw_sample(rng, image_size)
+            Image.fromarray(image).save(tmp / "images" / split / f"{index:05d}.jpg", quality=95)
+            Image.fromarray(label).save(tmp / "annotations" / split / f"{index:05d}.png")
+    (tmp / "seglab-synthetic.json").write_text(json.dumps(params, indent=1))
+    try:
+        if root.exists():
+            root.rmdir()
+        tmp.rename(root)
+    except OSError:
+        # another process finished first: its copy is the same data
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def draw_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One RGB image and its label map."""
+    image = _background(rng, size)
+    label = np.full((size, size), BACKGROUND, np.uint8)
+    for _ in range(int(rng.integers(1, 5))):
+        cls = int(rng.choice([SQUARE, DISC, TRIANGLE]))
+        mask = _shape_mask(rng, cls, size)
+        colour = rng.integers(0, 256, 3)
+        shading = rng.normal(0, 6, (size, size, 1))
+        image[mask] = np.clip(colour + shading[mask], 0, 255)
+        label[mask] = cls
+    label[_outlines(label)] = UNLABELLED
+    return image.astype(np.uint8), label
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A gradient between two random colours with coarse blotches and pixel noise."""
+    a, b = rng.integers(0, 256, (2, 3))
+    angle = rng.uniform(0, 2 * math.pi)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    t = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
+    t = (t - t.min()) / (np.ptp(t) + 1e-6)
+    blotches = np.kron(rng.normal(0, 18, (size // 8 + 1, size // 8 + 1)), np.ones((8, 8)))
+    image = a * (1 - t) + b * t + blotches[:size, :size, None] + rng.normal(0, 8, (size, size, 3))
+    return np.clip(image, 0, 255)
+
+
+def _shape_mask(rng: np.random.Generator, cls: int, size: int) -> np.ndarray:
+    radius = rng.uniform(0.1, 0.25) * size
+    cx, cy = rng.uniform(radius, size - radius, 2)
+    turn = rng.uniform(0, 2 * math.pi)
+    canvas = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(canvas)
+    if cls == DISC:
+        r = 0.85 * radius
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=1)
+    else:
+        corners = 4 if cls == SQUARE else 3
+        r = radius if cls == SQUARE else 1.15 * radius
+        draw.polygon(
+            [
+                (cx + r * math.cos(turn + 2 * math.pi * k / corners),
+                 cy + r * math.sin(turn + 2 * math.pi * k / corners))
+                for k in range(corners)
+            ],
+            fill=1,
+        )
+    return np.asarray(canvas, bool)
+
+
+def _outlines(label: np.ndarray) -> np.ndarray:
+    """Pixels next to a pixel of another class (both sides of every boundary)."""
+    edge = np.zeros(label.shape, bool)
+    edge[:, 1:] |= label[:, 1:] != label[:, :-1]
+    edge[:, :-1] |= label[:, 1:] != label[:, :-1]
+    edge[1:, :] |= label[1:, :] != label[:-1, :]
+    edge[:-1, :] |= label[1:, :] != label[:-1, :]
+    return edge
