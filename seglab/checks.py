@@ -24,8 +24,8 @@ LABEL_FILES_CHECKED = 16
 
 
 def check_before_training(cfg: Config, network_timeout: float = 3.0) -> None:
-    check_data_roots(cfg)
     check_class_counts(cfg)
+    check_data_roots(cfg)
     check_label_values(cfg)
     check_weights_reachable(cfg, network_timeout)
 
@@ -101,7 +101,9 @@ def check_label_values(cfg: Config) -> None:
     """Label maps on disk must hold class indices the config expects (a few files are read)."""
     key, dataset = next(leaf_datasets(cfg))
     classes = dataset_classes(dataset)
-    seg_dir = Path(dataset.get("data_root") or "", dataset.get("data_prefix", {}).get("seg_map_path", ""))
+    seg_dir = Path(
+        dataset.get("data_root") or "", dataset.get("data_prefix", {}).get("seg_map_path", "")
+    )
     if classes is None or not seg_dir.is_dir():
         return
     reduce_zero = bool(dataset.get("reduce_zero_label", False))

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from seglab.errors import ConfigError
 
-USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]   train (python -m seglab ... is the same)
-       seglab export [OVERRIDES] [out=PATH]       write the mmseg config file (stdout without out=)"""
+USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as python -m seglab ...)
+       seglab export [OVERRIDES] [out=PATH]      write the mmseg config (stdout without out=)"""
 
 
 def export_command(args: Sequence[str]) -> None:

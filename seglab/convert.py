@@ -42,10 +42,17 @@ def to_mm_config(cfg: DictConfig, reference: DictConfig | None = None) -> Config
     """
     resolved = to_container(cfg)
     if reference is not None:
-        resolved = conform(resolved, to_container(reference))
+        mismatches: list[Mismatch] = []
+        resolved = conform(resolved, to_container(reference), (), mismatches)
+        if mismatches:
+            raise ConfigError(_message(_where_set(mismatches, cfg)))
     for key in SEGLAB_KEYS:
         resolved.pop(key, None)
     return Config(resolved)
+
+
+# (path, value, reference value, what is wrong)
+Mismatch = tuple[tuple, Any, Any, str]
 
 
 def _kind(value: Any) -> str:
@@ -62,44 +69,60 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _fixed_length(path: str, reference: Any) -> bool:
+def _fixed_length(path: tuple, reference: Any) -> bool:
     """Tuples and the numeric lists of `dataset` (crop size, scale, colours) keep their length."""
     if isinstance(reference, tuple):
         return True
-    return path.startswith("dataset.") and all(
+    return path[:1] == ("dataset",) and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in reference
     )
 
 
-def conform(value: Any, reference: Any, path: str = "") -> Any:
-    """`value` with the tuples of `reference` restored; ConfigError where the kinds differ."""
+def conform(value: Any, reference: Any, path: tuple, mismatches: list[Mismatch]) -> Any:
+    """`value` with the tuples of `reference` restored; where the two differ in kind or in a
+    fixed length, a Mismatch is recorded."""
     if value is None or reference is None:
         return value
     if _kind(value) != _kind(reference):
-        raise ConfigError(
-            f"{path}={value!r}: expected {_kind(reference)} like {reference!r}, "
-            f"got {_kind(value)}"
-        )
+        mismatches.append((path, value, reference, "kind"))
+        return value
     if isinstance(value, dict):
-        # `dataset` first, so an error names the value the user set, not a place that uses it
-        order = sorted(value, key=lambda k: k != "dataset")
-        return {k: conform(value[k], reference.get(k), _join(path, k)) for k in order}
+        return {k: conform(v, reference.get(k), (*path, k), mismatches) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         if _fixed_length(path, reference) and len(value) != len(reference):
-            raise ConfigError(
-                f"{path}={list(value)!r}: expected {len(reference)} values like "
-                f"{list(reference)!r}, got {len(value)}"
-            )
+            mismatches.append((path, value, reference, "length"))
         items = [
-            conform(v, reference[i] if i < len(reference) else None, f"{path}[{i}]")
+            conform(v, reference[i] if i < len(reference) else None, (*path, i), mismatches)
             for i, v in enumerate(value)
         ]
         return tuple(items) if isinstance(reference, tuple) else items
     return value
 
 
-def _join(path: str, key: Any) -> str:
-    return f"{path}.{key}" if path else str(key)
+def _where_set(mismatches: list[Mismatch], cfg: DictConfig) -> Mismatch:
+    """The mismatch at the key the user set, not at a place that interpolates it."""
+    unresolved = OmegaConf.to_container(cfg, resolve=False)
+
+    def interpolated(path: tuple) -> bool:
+        node = unresolved
+        for key in path:
+            if isinstance(node, str):
+                break
+            node = node[key]
+        return isinstance(node, str) and "${" in node
+
+    return next((m for m in mismatches if not interpolated(m[0])), mismatches[0])
+
+
+def _message(mismatch: Mismatch) -> str:
+    path, value, reference, problem = mismatch
+    key = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path).lstrip(".")
+    if problem == "length":
+        return (
+            f"{key}={list(value)!r}: expected {len(reference)} values like "
+            f"{list(reference)!r}, got {len(value)}"
+        )
+    return f"{key}={value!r}: expected {_kind(reference)} like {reference!r}, got {_kind(value)}"
 
 
 def write_config(cfg: Config, path: str | Path, header: str = "") -> Path:

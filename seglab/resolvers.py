@@ -45,7 +45,7 @@ def run_name(override_dirname: str) -> str:
     if not override_dirname:
         return "default"
     safe = _UNSAFE.sub("_", override_dirname)
-    if safe != override_dirname or len(safe) > 96:
+    if safe != override_dirname or len(safe) > 96 or safe.startswith("."):
         digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
         safe = f"{safe[:80]}-{digest}"
     return safe

@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from seglab.errors import ConfigError
+
 SPLITS = {"training": 0, "validation": 1}
 UNLABELLED, BACKGROUND, SQUARE, DISC, TRIANGLE = 0, 1, 2, 3, 4
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3
 
 
 def ensure_synthetic_dataset(
@@ -43,7 +45,7 @@ def ensure_synthetic_dataset(
     if marker.is_file() and json.loads(marker.read_text()) == params:
         return root
     if root.exists() and any(root.iterdir()):
-        raise FileExistsError(
+        raise ConfigError(
             f"dataset.data_root={str(root)!r} holds other files; expected an empty folder or a "
             "seglab synthetic data set"
         )
@@ -70,14 +72,20 @@ def ensure_synthetic_dataset(
 
 
 def draw_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """One RGB image and its label map."""
+    """One RGB image and its label map: one to four shapes that do not overlap."""
     image = _background(rng, size)
     label = np.full((size, size), BACKGROUND, np.uint8)
     for _ in range(int(rng.integers(1, 5))):
         cls = int(rng.choice([SQUARE, DISC, TRIANGLE]))
-        mask = _shape_mask(rng, cls, size)
+        for _attempt in range(10):
+            mask = _shape_mask(rng, cls, size)
+            # a gap of two pixels keeps each outline whole: an occluded shape has no class
+            if not (_grow(mask, 2) & (label != BACKGROUND)).any():
+                break
+        else:
+            continue
         colour = rng.integers(0, 256, 3)
-        shading = rng.normal(0, 6, (size, size, 1))
+        shading = rng.normal(0, 3, (size, size, 1))
         image[mask] = np.clip(colour + shading[mask], 0, 255)
         label[mask] = cls
     label[_outlines(label)] = UNLABELLED
@@ -85,15 +93,18 @@ def draw_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A gradient between two random colours with coarse blotches and pixel noise."""
+    """A gradient between two random colours under a coarse-grained noise texture.
+
+    The texture is what tells background from shapes (which are flat); a shape's class can
+    only come from its outline.
+    """
     a, b = rng.integers(0, 256, (2, 3))
     angle = rng.uniform(0, 2 * math.pi)
     yy, xx = np.mgrid[0:size, 0:size] / size
     t = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
     t = (t - t.min()) / (np.ptp(t) + 1e-6)
-    blotches = np.kron(rng.normal(0, 18, (size // 8 + 1, size // 8 + 1)), np.ones((8, 8)))
-    image = a * (1 - t) + b * t + blotches[:size, :size, None] + rng.normal(0, 8, (size, size, 3))
-    return np.clip(image, 0, 255)
+    grain = np.kron(rng.normal(0, 22, (size // 2 + 1, size // 2 + 1, 3)), np.ones((2, 2, 1)))
+    return np.clip(a * (1 - t) + b * t + grain[:size, :size], 0, 255)
 
 
 def _shape_mask(rng: np.random.Generator, cls: int, size: int) -> np.ndarray:
@@ -110,13 +121,25 @@ def _shape_mask(rng: np.random.Generator, cls: int, size: int) -> np.ndarray:
         r = radius if cls == SQUARE else 1.15 * radius
         draw.polygon(
             [
-                (cx + r * math.cos(turn + 2 * math.pi * k / corners),
-                 cy + r * math.sin(turn + 2 * math.pi * k / corners))
+                (
+                    cx + r * math.cos(turn + 2 * math.pi * k / corners),
+                    cy + r * math.sin(turn + 2 * math.pi * k / corners),
+                )
                 for k in range(corners)
             ],
             fill=1,
         )
     return np.asarray(canvas, bool)
+
+
+def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    grown = mask.copy()
+    for _ in range(pixels):
+        grown[1:] |= grown[:-1].copy()
+        grown[:-1] |= grown[1:].copy()
+        grown[:, 1:] |= grown[:, :-1].copy()
+        grown[:, :-1] |= grown[:, 1:].copy()
+    return grown
 
 
 def _outlines(label: np.ndarray) -> np.ndarray:

@@ -13,12 +13,37 @@ UPSTREAM_CONFIGS = Path(mmseg.__file__).parent / ".mim" / "configs"
 # What mmengine's Runner (Runner.from_cfg and the cfg.get calls inside it) and mmseg's
 # tools/test.py read from a config.
 RUNNER_KEYS = (
-    "model", "train_dataloader", "val_dataloader", "test_dataloader", "train_cfg", "val_cfg",
-    "test_cfg", "auto_scale_lr", "optim_wrapper", "param_scheduler", "val_evaluator",
-    "test_evaluator", "default_hooks", "custom_hooks", "data_preprocessor", "load_from",
-    "resume", "env_cfg", "log_processor", "log_level", "visualizer", "default_scope",
-    "model_wrapper_cfg", "sync_bn", "find_unused_parameters", "activation_checkpointing",
-    "efficient_conv_bn_eval", "compile", "runner_type", "tta_model", "tta_pipeline",
+    "model",
+    "train_dataloader",
+    "val_dataloader",
+    "test_dataloader",
+    "train_cfg",
+    "val_cfg",
+    "test_cfg",
+    "auto_scale_lr",
+    "optim_wrapper",
+    "param_scheduler",
+    "val_evaluator",
+    "test_evaluator",
+    "default_hooks",
+    "custom_hooks",
+    "data_preprocessor",
+    "load_from",
+    "resume",
+    "env_cfg",
+    "log_processor",
+    "log_level",
+    "visualizer",
+    "default_scope",
+    "model_wrapper_cfg",
+    "sync_bn",
+    "find_unused_parameters",
+    "activation_checkpointing",
+    "efficient_conv_bn_eval",
+    "compile",
+    "runner_type",
+    "tta_model",
+    "tta_pipeline",
 )
 # Left out by definition: they name the run, not what it computes.
 IGNORED = {"visualizer": ("name", "vis_backends")}
@@ -41,7 +66,11 @@ def differences(ours: Any, theirs: Any, path: str = "") -> list[str]:
     if isinstance(ours, (list, tuple)):
         if len(ours) != len(theirs):
             return [f"{path}: {len(ours)} items != {len(theirs)}"]
-        return [d for i, (a, b) in enumerate(zip(ours, theirs)) for d in differences(a, b, f"{path}[{i}]")]
+        return [
+            d
+            for i, (a, b) in enumerate(zip(ours, theirs, strict=True))
+            for d in differences(a, b, f"{path}[{i}]")
+        ]
     return [] if ours == theirs else [f"{path}: {ours!r} != {theirs!r}"]
 
 

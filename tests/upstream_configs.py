@@ -44,12 +44,17 @@ def _base_overrides(path: Path) -> list[str] | None:
         return None
     model = assigned.get("model")
     if model is not None:
-        if not (isinstance(model, ast.Call) and {k.arg for k in model.keywords} <= ALLOWED_MODEL_KEYS):
+        if not (
+            isinstance(model, ast.Call) and {k.arg for k in model.keywords} <= ALLOWED_MODEL_KEYS
+        ):
             return None
         for keyword in model.keywords:
             if keyword.arg != "data_preprocessor":
                 value = keyword.value
-                if not (isinstance(value, ast.Call) and [k.arg for k in value.keywords] == ["num_classes"]):
+                if not (
+                    isinstance(value, ast.Call)
+                    and [k.arg for k in value.keywords] == ["num_classes"]
+                ):
                     return None
     return [f"{group}={option}" for group, option in groups.items()]
 

@@ -1,0 +1,122 @@
+"""Bad input ends in one clear line naming the key, the value and what was expected,
+before any training starts (no checkpoint, no log of a training iteration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seglab.cli import main
+
+
+def run_cli(args: list[str], capsys) -> str:
+    """Run `seglab ARGS` in this process; return the error line it printed."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("seglab: error: ")
+    assert not list(Path.cwd().glob("outputs/**/*.pth")), "no training may start"
+    return lines[0]
+
+
+def make_custom_data(root: Path, labels: list[int], n: int = 2) -> Path:
+    """A folder in the ADE20K layout whose label maps hold `labels`."""
+    for split in ("training", "validation"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "annotations" / split).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(
+                root / "images" / split / f"{i}.jpg"
+            )
+            label = np.resize(np.array(labels, np.uint8), (32, 32))
+            Image.fromarray(label).save(root / "annotations" / split / f"{i}.png")
+    return root
+
+
+def test_unknown_group_option_lists_the_options(capsys):
+    line = run_cli(["model=upernet_r51"], capsys)
+    assert "model=upernet_r51" in line and "upernet_r50" in line and "pspnet_r50-d8" in line
+
+
+def test_unknown_option_in_a_sweep(capsys):
+    line = run_cli(["-m", "dataset=ade20k,ade21k"], capsys)
+    assert "dataset=ade21k" in line and "cityscapes" in line
+
+
+def test_unknown_option_on_export(capsys):
+    assert "schedule=90k" in run_cli(["export", "schedule=90k"], capsys)
+
+
+def test_missing_data_root_names_path_and_override(capsys, tmp_path):
+    missing = tmp_path / "ADEChallengeData2016"
+    line = run_cli(
+        [
+            "experiment=demo",
+            "dataset=ade20k",
+            f"dataset.data_root={missing}",
+            "model.decode_head.num_classes=150",
+        ],
+        capsys,
+    )
+    assert str(missing) in line and "dataset.data_root=PATH" in line
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("dataset.crop_size=512", "dataset.crop_size=512: expected a list"),
+        ("dataset.crop_size=[64,64,3]", "dataset.crop_size=[64, 64, 3]: expected 2 values"),
+        ("train_cfg.max_iters=many", "train_cfg.max_iters='many': expected a number"),
+        ("optim_wrapper.optimizer=0.1", "optim_wrapper.optimizer=0.1: expected a mapping"),
+        ("model.backbone.strides=[1,2]", "model.backbone.strides=[1, 2]: expected 4 values"),
+    ],
+)
+def test_override_of_wrong_type_or_shape(capsys, override, expected):
+    assert expected in run_cli(["experiment=demo", override], capsys)
+
+
+def test_class_count_disagreeing_with_the_dataset(capsys):
+    line = run_cli(["experiment=demo", "model.decode_head.num_classes=7"], capsys)
+    assert "model.decode_head.num_classes=7" in line and "4 classes" in line
+
+
+def test_class_count_disagreeing_with_a_registered_dataset(capsys):
+    line = run_cli(["dataset.num_classes=100"], capsys)
+    assert "num_classes=100" in line and "150 classes" in line
+
+
+def test_label_maps_with_more_classes_than_declared(capsys, tmp_path):
+    root = make_custom_data(tmp_path / "data", labels=[0, 1, 4])
+    line = run_cli(["experiment=demo", "dataset=custom", f"dataset.data_root={root}"], capsys)
+    assert "label 4" in line and "2 classes" in line
+
+
+def test_two_class_data_with_reduce_zero_label(capsys, tmp_path):
+    root = make_custom_data(tmp_path / "data", labels=[0, 1])
+    line = run_cli(
+        [
+            "experiment=demo",
+            "dataset=custom",
+            f"dataset.data_root={root}",
+            "dataset.reduce_zero_label=true",
+        ],
+        capsys,
+    )
+    assert "dataset.reduce_zero_label=true" in line and "expected false" in line
+
+
+def test_unreachable_pretrained_url_says_how_to_fix_it(capsys):
+    url = "https://weights.invalid/resnet18_v1c.pth"  # .invalid never resolves (RFC 2606)
+    line = run_cli(["experiment=demo", f"model.pretrained={url}"], capsys)
+    assert f"model.pretrained='{url}'" in line
+    assert "model.pretrained=/path/to/resnet18_v1c.pth" in line and "model.pretrained=null" in line
+
+
+def test_missing_local_weights_file(capsys, tmp_path):
+    line = run_cli(["experiment=demo", f"model.pretrained={tmp_path}/w.pth"], capsys)
+    assert "is not a file" in line and "model.pretrained=null" in line

@@ -1,0 +1,121 @@
+"""Every composition converts; shared values reach every use; tuples stay tuples."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mmengine.config import Config
+
+from seglab.compose import compose, compose_reference, group_options
+from seglab.convert import to_mm_config, write_config
+
+MODELS = group_options("model")
+DATASETS = group_options("dataset")
+SCHEDULES = group_options("schedule")
+
+
+def convert(overrides: list[str]) -> Config:
+    cfg = compose(overrides)
+    return to_mm_config(cfg, reference=compose_reference(cfg.hydra.runtime.choices))
+
+
+def test_required_options_exist():
+    assert {
+        "upernet_r50",
+        "pspnet_r50-d8",
+        "fcn_r50-d8",
+        "deeplabv3plus_r50-d8",
+        "segformer_mit-b0",
+        "upernet_r18-tiny",
+    } <= set(MODELS)
+    assert {"ade20k", "cityscapes", "pascal_voc12_aug", "synthetic", "custom"} <= set(DATASETS)
+    assert {"20k", "40k", "80k", "160k", "short"} <= set(SCHEDULES)
+
+
+def test_default_composition_is_upernet_ade20k_80k():
+    choices = compose().hydra.runtime.choices
+    assert (choices.model, choices.dataset, choices.schedule) == ("upernet_r50", "ade20k", "80k")
+
+
+@pytest.mark.parametrize("model,dataset", list(itertools.product(MODELS, DATASETS)))
+def test_every_composition_converts(model, dataset):
+    for schedule in SCHEDULES:
+        cfg = compose([f"model={model}", f"dataset={dataset}", f"schedule={schedule}"])
+        mm = to_mm_config(cfg, reference=cfg)
+        assert mm.model.decode_head.num_classes == cfg.dataset.num_classes
+        assert mm.param_scheduler[-1]["end"] == mm.train_cfg.max_iters
+        assert mm.model.data_preprocessor.size == tuple(cfg.dataset.crop_size)
+        assert "dataset" not in mm and "hydra" not in mm
+
+
+def _crop_uses(mm: Config) -> list:
+    crops = [
+        t["crop_size"] for t in mm.train_dataloader.dataset.pipeline if t["type"] == "RandomCrop"
+    ]
+    return [mm.data_preprocessor["size"], mm.model.data_preprocessor["size"], *crops]
+
+
+@settings(max_examples=8, deadline=None)
+@given(h=st.integers(32, 2048), w=st.integers(32, 2048))
+def test_crop_size_override_reaches_every_use_as_a_tuple(h, w):
+    mm = convert([f"dataset.crop_size=[{h},{w}]"])
+    uses = _crop_uses(mm)
+    assert len(uses) == 3
+    assert all(use == (h, w) and type(use) is tuple for use in uses)
+
+
+@settings(max_examples=6, deadline=None)
+@given(n=st.integers(1, 500))
+def test_class_count_reaches_every_head(n):
+    mm = convert(["model=pspnet_r50-d8", f"dataset.num_classes={n}"])
+    assert mm.model.decode_head.num_classes == mm.model.auxiliary_head.num_classes == n
+
+
+def test_custom_class_count_follows_class_names():
+    mm = convert(
+        [
+            "dataset=custom",
+            "dataset.classes=[sky,road,car]",
+            "dataset.palette=[[0,0,255],[128,128,128],[255,0,0]]",
+        ]
+    )
+    assert mm.model.decode_head.num_classes == mm.model.auxiliary_head.num_classes == 3
+    assert mm.train_dataloader.dataset.metainfo.classes == ["sky", "road", "car"]
+
+
+def test_max_iters_moves_the_lr_schedule():
+    mm = convert(
+        ["experiment=segformer_mit-b0_8xb2-160k_ade20k-512x512", "train_cfg.max_iters=3000"]
+    )
+    assert mm.train_cfg.max_iters == 3000
+    assert mm.param_scheduler[-1]["end"] == 3000
+    assert mm.param_scheduler[0]["end"] == 1500  # the warm-up keeps its length
+
+
+def test_direct_override_of_a_tuple_stays_a_tuple():
+    mm = convert(["model.backbone.strides=[1,2,2,1]", "dataset.scale=[1024,256]"])
+    assert mm.model.backbone.strides == (1, 2, 2, 1)
+    resize = mm.test_dataloader.dataset.pipeline[1]
+    assert resize["scale"] == (1024, 256) and type(resize["scale"]) is tuple
+
+
+def test_data_root_override_reaches_every_loader(tmp_path):
+    mm = convert(["dataset=pascal_voc12_aug", f"dataset.data_root={tmp_path}"])
+    roots = [d["data_root"] for d in mm.train_dataloader.dataset.datasets]
+    roots += [mm.val_dataloader.dataset.data_root, mm.test_dataloader.dataset.data_root]
+    assert roots == [str(tmp_path)] * 4
+
+
+@pytest.mark.parametrize(
+    "overrides", [[], ["experiment=demo"], ["dataset=custom", "model=segformer_mit-b0"]]
+)
+def test_export_round_trip(tmp_path, overrides):
+    """The written file loads back to the same config, tuples included."""
+    mm = convert(overrides)
+    loaded = Config.fromfile(str(write_config(mm, tmp_path / "exported.py", header="a\nb")))
+    assert loaded.to_dict() == mm.to_dict()
+    assert "import" not in (tmp_path / "exported.py").read_text()
+    assert type(loaded.train_dataloader.dataset.pipeline[3]["crop_size"]) is tuple
