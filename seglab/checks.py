@@ -5,6 +5,7 @@ Each failure is a ConfigError whose one line names the key, the value and what w
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 from collections.abc import Iterator
@@ -106,7 +107,7 @@ def check_label_values(cfg: Config) -> None:
     )
     if classes is None or not seg_dir.is_dir():
         return
-    reduce_zero = bool(dataset.get("reduce_zero_label", False))
+    reduce_zero = reduces_zero_label(dataset)
     suffix = dataset.get("seg_map_suffix", ".png")
     highest = len(classes) if reduce_zero else len(classes) - 1
     for path in sorted(seg_dir.rglob(f"*{suffix}"))[:LABEL_FILES_CHECKED]:
@@ -123,6 +124,21 @@ def check_label_values(cfg: Config) -> None:
                 f"dataset.reduce_zero_label=true: {path} holds only labels 0 and 1, and "
                 "reduce_zero_label would drop class 0; expected false for two-class data"
             )
+
+
+def reduces_zero_label(dataset: dict) -> bool:
+    """What mmseg's LoadAnnotations will do: its own setting, else the dataset's, else the
+    registered dataset class's default (ADE20KDataset: true)."""
+    for transform in dataset.get("pipeline") or []:
+        setting = transform.get("reduce_zero_label")
+        if transform.get("type") == "LoadAnnotations" and setting is not None:
+            return bool(setting)
+    if "reduce_zero_label" in dataset:
+        return bool(dataset["reduce_zero_label"])
+    from mmseg.registry import DATASETS
+
+    default = inspect.signature(DATASETS.get(dataset["type"])).parameters.get("reduce_zero_label")
+    return bool(default.default) if default is not None else False
 
 
 def weight_sources(cfg: Config) -> Iterator[tuple[str, str]]:

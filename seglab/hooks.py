@@ -32,8 +32,9 @@ class MetricsFileHook(Hook):
 
 
 def _plain(value):
-    """numpy and torch scalars as JSON numbers."""
-    return value.item() if hasattr(value, "item") else value
+    """numpy and torch scalars as JSON numbers, without float32's trailing digits."""
+    value = value.item() if hasattr(value, "item") else value
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def _is_main_process() -> bool:

@@ -70,6 +70,11 @@ def run_dir(root: str, override_dirname: str, resume: Any) -> str:
     return f"{base}-{n}"
 
 
+def run_subdir(root: str, override_dirname: str, resume: Any) -> str:
+    """`run_dir`'s last part, for Hydra's `sweep.subdir` (which is relative to `sweep.dir`)."""
+    return os.path.basename(run_dir(root, override_dirname, resume))
+
+
 def _holds_files(path: str) -> bool:
     return os.path.isdir(path) and bool(os.listdir(path))
 
@@ -81,6 +86,7 @@ def register() -> None:
         "cache_dir": cache_dir,
         "run_name": run_name,
         "run_dir": run_dir,
+        "run_subdir": run_subdir,
     }.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
