@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install torch==2.13.0 'setuptools>=77.0.3,<82' ninja psutil wheel
 	$(PY) -c "import mmcv.ops" 2>/dev/null || \
 	  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PY) -m pip install --no-build-isolation mmcv==2.1.0
-	$(PY) -m pip install -e '.[dev]'
+	# compat mode: Hydra finds seglab's plugins in the hydra_plugins namespace on sys.path
+	$(PY) -m pip install -e '.[dev]' --config-settings editable_mode=compat
 	$(PY) -c "import mmcv.ops, mmseg, hydra, seglab"
 	touch $@
 
@@ -32,8 +33,8 @@ test-fast: install
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: install
-	$(PY) -m ruff check seglab tests bench
-	$(PY) -m ruff format --check seglab tests bench
+	$(PY) -m ruff check seglab tests bench hydra_plugins
+	$(PY) -m ruff format --check seglab tests bench hydra_plugins
 
 bench: install
 	$(PY) bench/overhead.py

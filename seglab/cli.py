@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,11 +32,25 @@ def export_command(args: Sequence[str]) -> None:
 def train_command(args: Sequence[str]) -> None:
     from seglab.compose import check_group_choices
 
-    check_group_choices([a for a in args if "=" in a and not a.startswith("-")])
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    check_group_choices(overrides)
     from seglab import train
 
+    # A sweep's directory is named after its command line, so the same sweep launched again
+    # finds its jobs (Hydra resolves `hydra.sweep.dir` once per job, with the job's overrides).
+    os.environ["SEGLAB_SWEEP"] = sweep_name(overrides)
+    os.environ["SEGLAB_SWEEP_ARGS"] = json.dumps(overrides)
     sys.argv = [sys.argv[0], *args]  # Hydra reads its flags and overrides from sys.argv
     train.main()
+
+
+def sweep_name(overrides: Sequence[str]) -> str:
+    """The sweep directory's name: the task's overrides (not Hydra's own: a launcher or a
+    sweeper setting does not change what the jobs compute)."""
+    from seglab.resolvers import run_name
+
+    task = sorted(o for o in overrides if not o.lstrip("+~").startswith("hydra"))
+    return run_name(",".join(task))
 
 
 COMMANDS = {"train": train_command, "export": export_command}

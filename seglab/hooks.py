@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from mmengine.hooks import Hook
@@ -41,3 +42,18 @@ def _is_main_process() -> bool:
     from mmengine.dist import is_main_process
 
     return is_main_process()
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Ends training when the loss is NaN or infinite, instead of training on garbage.
+
+    mmengine keeps going on a NaN loss; in a sweep that wastes the job's time and reports a
+    meaningless mIoU. Raising makes the job a failure the sweep summary lists.
+    """
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        loss = (outputs or {}).get("loss")
+        value = float(loss.detach()) if hasattr(loss, "detach") else loss
+        if value is not None and not math.isfinite(value):
+            raise FloatingPointError(f"loss is {value} at iteration {runner.iter + 1}")

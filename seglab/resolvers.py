@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -70,9 +71,15 @@ def run_dir(root: str, override_dirname: str, resume: Any) -> str:
     return f"{base}-{n}"
 
 
-def run_subdir(root: str, override_dirname: str, resume: Any) -> str:
-    """`run_dir`'s last part, for Hydra's `sweep.subdir` (which is relative to `sweep.dir`)."""
-    return os.path.basename(run_dir(root, override_dirname, resume))
+def sweep_job_name(job_overrides: Sequence[str]) -> str:
+    """A sweep job's directory name: its overrides less those its whole sweep shares.
+
+    The sweep directory is already named after the command line (SEGLAB_SWEEP_ARGS holds it),
+    so a job's name keeps what varies, e.g. `optim_wrapper.optimizer.lr=0.01`.
+    """
+    shared = set(json.loads(os.environ.get("SEGLAB_SWEEP_ARGS", "[]")))
+    own = sorted(o for o in job_overrides if o not in shared and not o.startswith("resume="))
+    return run_name(",".join(own))
 
 
 def _holds_files(path: str) -> bool:
@@ -86,7 +93,7 @@ def register() -> None:
         "cache_dir": cache_dir,
         "run_name": run_name,
         "run_dir": run_dir,
-        "run_subdir": run_subdir,
+        "sweep_job_name": sweep_job_name,
     }.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

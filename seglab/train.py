@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -32,8 +34,6 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
         ensure_synthetic_dataset(cfg.dataset.data_root, **synthetic)
     check_before_training(mm_cfg)
     mm_cfg.work_dir = str(run_dir)
-    # The visualizer is a named mmengine singleton: a name per run keeps runs apart.
-    mm_cfg.visualizer.name = f"visualizer:{run_dir.resolve()}"
     overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
     write_config(
         mm_cfg,
@@ -44,8 +44,16 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
             f"seglab overrides: {' '.join(overrides) or '(none)'}"
         ),
     )
-    # metrics.json is seglab's; the exported file stays pure mmseg
-    mm_cfg.custom_hooks = [*(mm_cfg.get("custom_hooks") or []), dict(type="MetricsFileHook")]
+    # seglab's own hooks; the exported file stays pure mmseg
+    mm_cfg.custom_hooks = [
+        *(mm_cfg.get("custom_hooks") or []),
+        dict(type="MetricsFileHook"),
+        dict(type="NonFiniteLossHook"),
+    ]
+    # Logger, message hub and scope are named after the experiment, and the visualizer has a
+    # name of its own: all unique per run, so runs in one process (a sweep) share none of them.
+    mm_cfg.experiment_name = f"{run_dir.name}@{time.time_ns()}"
+    mm_cfg.visualizer.name = f"visualizer@{mm_cfg.experiment_name}"
     return mm_cfg
 
 
@@ -56,26 +64,72 @@ def build_runner(mm_cfg: Config) -> Runner:
     return Runner.from_cfg(mm_cfg)
 
 
-def train(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None]) -> float:
-    """Train one run; return its final validation mIoU (as mmseg reports it, in percent)."""
+def train(
+    cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None], sweeping: bool = False
+) -> float:
+    """Train one run; return its final validation mIoU (as mmseg reports it, in percent).
+
+    In a sweep the run directory is a function of the job's overrides, so a sweep launched
+    again finds its earlier jobs: a finished one is skipped, an interrupted one resumes from
+    its last checkpoint.
+    """
+    if sweeping:
+        finished = finished_metrics(run_dir, cfg.train_cfg.get("max_iters"))
+        if finished is not None:
+            print(f"seglab: {run_dir} finished earlier, skipped (mIoU={finished['mIoU']})")
+            return float(finished["mIoU"])
     mm_cfg = prepare_run(cfg, run_dir, choices)
-    runner = build_runner(mm_cfg)
-    runner.train()
-    metrics_path = run_dir / hooks.METRICS_FILE
-    metrics = json.loads(metrics_path.read_text())
-    runner.logger.info(
+    if sweeping and (run_dir / "last_checkpoint").is_file():
+        mm_cfg.resume = True
+    try:
+        runner = build_runner(mm_cfg)
+        runner.train()
+    finally:
+        release_singletons(mm_cfg)
+    metrics = json.loads((run_dir / hooks.METRICS_FILE).read_text())
+    print(
         "final validation: "
         + ", ".join(f"{k}={v}" for k, v in metrics.items())
-        + f"\nrun directory: {run_dir}"
+        + f"\nrun directory: {run_dir}",
+        flush=True,
     )
     return float(metrics["mIoU"])
+
+
+def finished_metrics(run_dir: Path, max_iters: int | None) -> dict | None:
+    """The metrics of a run that validated at its last iteration, else None."""
+    path = run_dir / hooks.METRICS_FILE
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    return metrics if metrics.get("iter") == max_iters else None
+
+
+def release_singletons(mm_cfg: Config) -> None:
+    """Drop this run's named mmengine instances (and close their files) once it has ended."""
+    from mmengine.logging import MessageHub, MMLogger
+    from mmengine.registry import DefaultScope
+    from mmengine.visualization import Visualizer
+
+    visualizer = Visualizer._instance_dict.pop(mm_cfg.visualizer.name, None)
+    if visualizer is not None:
+        visualizer.close()
+    logger = MMLogger._instance_dict.pop(mm_cfg.experiment_name, None)
+    for handler in logger.handlers if logger is not None else []:
+        handler.close()
+    MessageHub._instance_dict.pop(mm_cfg.experiment_name, None)
+    DefaultScope._instance_dict.pop(mm_cfg.experiment_name, None)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name=CONFIG_NAME, version_base="1.3")
 def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        return train(cfg, Path(hydra_cfg.runtime.output_dir), hydra_cfg.runtime.choices)
+        return train(cfg, run_dir, hydra_cfg.runtime.choices, sweeping)
     except ConfigError as err:
+        if sweeping:
+            raise  # a failed job: the sweeper lists it and goes on
         print(f"seglab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
