@@ -39,7 +39,7 @@ def train_command(args: Sequence[str]) -> None:
     # A sweep's directory is named after its command line, so the same sweep launched again
     # finds its jobs (Hydra resolves `hydra.sweep.dir` once per job, with the job's overrides).
     os.environ["SEGLAB_SWEEP"] = sweep_name(overrides)
-    os.environ["SEGLAB_SWEEP_ARGS"] = json.dumps(overrides)
+    os.environ["SEGLAB_SWEEP_FIXED"] = json.dumps(fixed_keys(overrides))
     sys.argv = [sys.argv[0], *args]  # Hydra reads its flags and overrides from sys.argv
     train.main()
 
@@ -51,6 +51,14 @@ def sweep_name(overrides: Sequence[str]) -> str:
 
     task = sorted(o for o in overrides if not o.lstrip("+~").startswith("hydra"))
     return run_name(",".join(task))
+
+
+def fixed_keys(overrides: Sequence[str]) -> list[str]:
+    """The keys a sweep's command line sets to one value (not swept)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [o.key_or_group for o in parsed if not o.is_sweep_override()]
 
 
 COMMANDS = {"train": train_command, "export": export_command}

@@ -74,11 +74,12 @@ def run_dir(root: str, override_dirname: str, resume: Any) -> str:
 def sweep_job_name(job_overrides: Sequence[str]) -> str:
     """A sweep job's directory name: its overrides less those its whole sweep shares.
 
-    The sweep directory is already named after the command line (SEGLAB_SWEEP_ARGS holds it),
-    so a job's name keeps what varies, e.g. `optim_wrapper.optimizer.lr=0.01`.
+    The sweep directory is already named after the command line, and SEGLAB_SWEEP_FIXED holds
+    the keys it sets to one value, so a job's name keeps what varies (`optim_wrapper.optimizer
+    .lr=0.01`).
     """
-    shared = set(json.loads(os.environ.get("SEGLAB_SWEEP_ARGS", "[]")))
-    own = sorted(o for o in job_overrides if o not in shared and not o.startswith("resume="))
+    fixed = {*json.loads(os.environ.get("SEGLAB_SWEEP_FIXED", "[]")), "resume"}
+    own = sorted(o for o in job_overrides if o.split("=", 1)[0].lstrip("+~") not in fixed)
     return run_name(",".join(own))
 
 

@@ -1,0 +1,124 @@
+"""Hydra multirun through seglab: isolated jobs, failures that do not end the sweep, relaunch."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import SMALL_SYNTHETIC
+
+from seglab.cli import main
+from seglab.compose import compose
+
+QUICK = [
+    "experiment=demo",
+    *SMALL_SYNTHETIC,
+    "train_cfg.max_iters=4",
+    "train_cfg.val_interval=4",
+    "default_hooks.checkpoint.interval=2",
+]
+
+
+def sweep(args: list[str]) -> tuple[int, dict]:
+    """Run `seglab -m ARGS` in this process; return its exit code and the sweep summary."""
+    code = 0
+    try:
+        main(["-m", *args])
+    except SystemExit as exit_:
+        code = exit_.code
+    (summary,) = Path("outputs/sweeps").glob("*/summary.json")
+    return code, json.loads(summary.read_text())
+
+
+def job(summary: dict, override: str) -> dict:
+    (found,) = [j for j in summary["jobs"] if override in j["overrides"]]
+    return found
+
+
+def test_grid_jobs_write_only_to_their_own_directories():
+    from mmengine.visualization import Visualizer
+
+    code, summary = sweep([*QUICK, "optim_wrapper.optimizer.lr=0.004,0.002,0.001"])
+    assert code == 0 and summary["failed"] == 0 and len(summary["jobs"]) == 3
+    run_dirs = [Path(j["run_dir"]) for j in summary["jobs"]]
+    assert len(set(run_dirs)) == 3
+    for j, run_dir in zip(summary["jobs"], run_dirs, strict=True):
+        lr = j["overrides"][-1].split("=")[1]
+        assert run_dir.name == f"optim_wrapper.optimizer.lr={lr}"
+        assert (run_dir / "metrics.json").is_file() and (run_dir / "iter_4.pth").is_file()
+        assert re.search(rf"lr={lr}\b", (run_dir / "config.py").read_text())
+        (log,) = run_dir.glob("*/*.log")
+        logged_lrs = set(re.findall(r"lr=(0\.00\d)", log.read_text()))
+        assert logged_lrs == {lr}, "a job's log holds its own config only"
+        assert list(run_dir.glob("*/vis_data")), "each job has its own visualizer output"
+    assert not Visualizer._instance_dict, "no visualizer survives its job"
+
+
+def test_a_failed_job_does_not_end_the_sweep(capsys):
+    code, summary = sweep([*QUICK, "model.decode_head.loss_decode.loss_weight=1.0,nan,abc"])
+    assert code == 1
+    assert summary["failed"] == 2
+    assert job(summary, "model.decode_head.loss_decode.loss_weight=1.0")["status"] == "finished"
+    nan_job = job(summary, "model.decode_head.loss_decode.loss_weight=nan")
+    assert nan_job["error"].startswith("FloatingPointError: loss is nan")
+    bad_job = job(summary, "model.decode_head.loss_decode.loss_weight=abc")
+    assert "expected a number" in bad_job["error"]
+    printed = capsys.readouterr().out
+    assert "1 finished, 2 failed" in printed and "loss_weight=abc" in printed
+
+
+def test_fail_fast_stops_at_the_first_failure():
+    code, summary = sweep(
+        [*QUICK, "hydra.sweeper.fail_fast=true", "optim_wrapper.optimizer.lr=abc,0.004"]
+    )
+    assert code == 1
+    assert [j["status"] for j in summary["jobs"]] == ["failed"]
+    assert summary["not_run"] == 1
+
+
+def test_relaunch_skips_finished_jobs_and_resumes_interrupted_ones():
+    args = [*QUICK, "optim_wrapper.optimizer.lr=0.004,0.002"]
+    _, first = sweep(args)
+    done, interrupted = (
+        Path(job(first, f"optim_wrapper.optimizer.lr={lr}")["run_dir"]) for lr in ("0.004", "0.002")
+    )
+    # leave `interrupted` as a run stopped after its checkpoint at iteration 2
+    (interrupted / "metrics.json").unlink()
+    (interrupted / "iter_4.pth").unlink()
+    (interrupted / "last_checkpoint").write_text(str(interrupted / "iter_2.pth"))
+
+    # Hydra rewrites each job's .hydra/ on launch; what the job wrote must stay as it was
+    def job_files(run_dir: Path) -> dict:
+        return {
+            p: p.stat().st_mtime_ns
+            for p in run_dir.rglob("*")
+            if p.is_file() and ".hydra" not in p.parts
+        }
+
+    done_files = job_files(done)
+
+    code, second = sweep(args)
+    assert code == 0 and second["failed"] == 0
+    assert job_files(done) == done_files
+    assert (
+        job(second, "optim_wrapper.optimizer.lr=0.004")["mIoU"]
+        == job(first, "optim_wrapper.optimizer.lr=0.004")["mIoU"]
+    )
+    logs = sorted(interrupted.glob("*/*.log"))
+    assert "resumed epoch: 0, iter: 2" in logs[-1].read_text()
+    assert json.loads((interrupted / "metrics.json").read_text())["iter"] == 4
+
+
+def test_sweep_file_declares_the_swept_parameters():
+    params = compose(["experiment=demo", "hparams_search=lr_grid"]).hydra.sweeper.params
+    assert params["optim_wrapper.optimizer.lr"] == "0.004,0.002,0.001"
+
+
+@pytest.mark.parametrize("bad", ["hparams_search=nope", "model=upernet_r50,nope"])
+def test_unknown_options_stop_a_sweep_before_any_job(bad, capsys):
+    with pytest.raises(SystemExit):
+        main(["-m", *QUICK, bad])
+    assert "nope" in capsys.readouterr().err
+    assert not Path("outputs").exists()
