@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import SMALL_SYNTHETIC
 
+from seglab.checkpoint_loading import load_local_checkpoint
 from seglab.cli import main
 from seglab.compose import compose
 
@@ -122,3 +125,28 @@ def test_unknown_options_stop_a_sweep_before_any_job(bad, capsys):
         main(["-m", *QUICK, bad])
     assert "nope" in capsys.readouterr().err
     assert not Path("outputs").exists()
+
+
+def test_parallel_jobs_give_the_results_of_jobs_run_one_by_one(tmp_path, monkeypatch):
+    """Bitwise, with the same threads per job: joblib gives each of its 2 workers one of the
+    2 cores, so the jobs run one by one get one thread too (CPU sums depend on the split)."""
+    args = [*QUICK, "optim_wrapper.optimizer.lr=0.004,0.002"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    try:
+        _, one_by_one = sweep(args)
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.chdir(tmp_path)
+    code, parallel = sweep([*args, "hydra/launcher=cpu_parallel", "hydra.launcher.n_jobs=2"])
+    assert code == 0
+    for lr in ("0.004", "0.002"):
+        key = f"optim_wrapper.optimizer.lr={lr}"
+        ours, theirs = (Path(job(s, key)["run_dir"]) for s in (parallel, one_by_one))
+        assert (ours / "metrics.json").read_text() == (theirs / "metrics.json").read_text()
+        # the trained weights, not only a metric that might not have moved yet
+        ours, theirs = (
+            load_local_checkpoint(str(d / "iter_4.pth"))["state_dict"] for d in (ours, theirs)
+        )
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours)
