@@ -57,3 +57,30 @@ class NonFiniteLossHook(Hook):
         value = float(loss.detach()) if hasattr(loss, "detach") else loss
         if value is not None and not math.isfinite(value):
             raise FloatingPointError(f"loss is {value} at iteration {runner.iter + 1}")
+
+
+@HOOKS.register_module()
+class OptunaPruningHook(Hook):
+    """Reports each validation's mIoU to this job's Optuna trial and stops the run when the
+    study's pruner rejects it (the sweeper then records the trial as pruned, not failed)."""
+
+    priority = "LOW"
+
+    def __init__(self, sweeper: dict, sweep_dir: str, trial_id: int) -> None:
+        self.sweeper, self.sweep_dir, self.trial_id = sweeper, sweep_dir, trial_id
+        self._trial = None
+
+    def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
+        import optuna
+
+        from seglab.hparam_search import load_study
+
+        if not metrics or "mIoU" not in metrics:
+            return
+        if self._trial is None:
+            self._trial = optuna.Trial(load_study(self.sweeper, self.sweep_dir), self.trial_id)
+        self._trial.report(float(metrics["mIoU"]), step=runner.iter)
+        if self._trial.should_prune():
+            raise optuna.TrialPruned(
+                f"pruned at iteration {runner.iter} (mIoU={float(metrics['mIoU'])})"
+            )

@@ -21,6 +21,7 @@ from seglab.checks import check_before_training
 from seglab.compose import CONF_DIR, CONFIG_NAME, compose_reference
 from seglab.convert import to_mm_config, write_config
 from seglab.errors import ConfigError
+from seglab.hparam_search import current_trial
 from seglab.synthetic_data import ensure_synthetic_dataset
 
 EXPORTED_CONFIG = "config.py"
@@ -50,6 +51,9 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
         dict(type="MetricsFileHook"),
         dict(type="NonFiniteLossHook"),
     ]
+    trial = current_trial()
+    if trial is not None:  # a job of seglab's Optuna sweeper
+        mm_cfg.custom_hooks.append(dict(type="OptunaPruningHook", **trial))
     # Logger, message hub and scope are named after the experiment, and the visualizer has a
     # name of its own: all unique per run, so runs in one process (a sweep) share none of them.
     mm_cfg.experiment_name = f"{run_dir.name}@{time.time_ns()}"
