@@ -74,3 +74,29 @@ def test_pruned_trials_are_recorded_as_pruned_not_failed():
     for job in summary["jobs"]:
         assert json.loads((Path(job["run_dir"]) / "metrics.json").read_text())["iter"] == 2
         assert not (Path(job["run_dir"]) / "iter_4.pth").exists(), "training stopped"
+
+
+def test_a_broken_setup_ends_after_n_trials_failed():
+    code, summary = sweep(
+        [
+            *SEARCH,
+            NO_PRUNING,
+            "hydra.sweeper.n_trials=2",
+            "model.decode_head.loss_decode.loss_weight=nan",
+        ]
+    )
+    assert code == 1
+    assert [j["status"] for j in summary["jobs"]] == ["failed"] * 2
+    assert states(study()) == ["FAIL"] * 2
+
+
+def test_the_preset_selects_the_optuna_sweeper_and_its_search_space():
+    from seglab.compose import compose
+    from seglab.hparam_search import search_space
+
+    sweeper = compose(["experiment=demo", "hparams_search=demo_optuna"]).hydra.sweeper
+    assert sweeper._target_.endswith("SeglabOptunaSweeper")
+    distributions, fixed = search_space(sweeper.params)
+    assert distributions["optim_wrapper.optimizer.lr"].log
+    assert distributions["dataset.crop_size"].choices == ("[64,64]", "[80,80]")
+    assert fixed == []

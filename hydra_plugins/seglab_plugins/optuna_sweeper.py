@@ -23,7 +23,13 @@ from omegaconf import DictConfig, OmegaConf
 from hydra_plugins.seglab_plugins.grid_sweeper import job_record, report
 from seglab.hparam_search import TRIAL_ENV, load_study, search_space
 
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+ENDED = (
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.FAIL,
+)
+# user attribute of a trial that an interrupted sweep left running: asked again, not counted
+INTERRUPTED = "seglab_interrupted"
 
 
 class SeglabOptunaSweeper(Sweeper):
@@ -51,7 +57,7 @@ class SeglabOptunaSweeper(Sweeper):
         _ask_again_what_was_running(study)
 
         jobs: list[dict[str, Any]] = []
-        while (left := cfg["n_trials"] - sum(t.state in FINISHED for t in study.trials)) > 0:
+        while (left := cfg["n_trials"] - _trials_run(study)) > 0:
             trials = [study.ask(distributions) for _ in range(min(cfg["n_jobs"], left))]
             batch = [
                 [
@@ -76,10 +82,19 @@ def _as_params(arguments: list[str]) -> dict[str, str]:
     return dict(a.split("=", 1) for a in arguments)
 
 
+def _trials_run(study: optuna.Study) -> int:
+    """Trials that ran to an end (a failed one counts: a broken setup must not loop forever)."""
+    return sum(
+        t.state in ENDED and not t.user_attrs.get(INTERRUPTED)
+        for t in study.get_trials(deepcopy=False)
+    )
+
+
 def _ask_again_what_was_running(study: optuna.Study) -> None:
     """Trials left RUNNING by an interrupted sweep: failed now, and their parameters queued,
     so their jobs (same overrides, same run directories) resume from their checkpoints."""
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(trial.params, skip_if_exists=False)
 
