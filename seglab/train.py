@@ -20,6 +20,7 @@ from seglab import checkpoint_loading, hooks  # noqa: F401  (register the loader
 from seglab.checks import check_before_training
 from seglab.compose import CONF_DIR, CONFIG_NAME, compose_reference
 from seglab.convert import to_mm_config, write_config
+from seglab.distributed import apply_slurm_environment
 from seglab.errors import ConfigError
 from seglab.hparam_search import current_trial
 from seglab.synthetic_data import ensure_synthetic_dataset
@@ -85,6 +86,7 @@ def train(
     mm_cfg = prepare_run(cfg, run_dir, choices)
     if sweeping and (run_dir / "last_checkpoint").is_file():
         mm_cfg.resume = True
+    apply_slurm_environment(mm_cfg)
     try:
         runner = build_runner(mm_cfg)
         runner.train()

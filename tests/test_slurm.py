@@ -1,0 +1,64 @@
+"""A two-job sweep submitted to a real single-node SLURM cluster started for the test."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import slurm_cluster
+from test_sweeps import QUICK, sweep
+
+from seglab.distributed import apply_slurm_environment
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    reason = slurm_cluster.available()
+    if reason:
+        pytest.skip(reason)
+    with slurm_cluster.local_cluster(tmp_path_factory.mktemp("slurm")) as env:
+        yield env
+
+
+def test_sweep_jobs_run_as_slurm_jobs(slurm, monkeypatch):
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    code, summary = sweep(
+        [
+            *QUICK,
+            "hydra/launcher=slurm",
+            "hydra.launcher.mem_gb=1",
+            "hydra.launcher.cpus_per_task=1",
+            "hydra.launcher.timeout_min=10",
+            "optim_wrapper.optimizer.lr=0.004,0.002",
+        ]
+    )
+    assert code == 0 and [j["status"] for j in summary["jobs"]] == ["finished"] * 2
+    for job in summary["jobs"]:
+        metrics = json.loads((Path(job["run_dir"]) / "metrics.json").read_text())
+        assert metrics["iter"] == 4 and metrics["mIoU"] == job["mIoU"]
+    # the jobs ran under SLURM: submitit kept each one's scheduler log
+    (sweep_dir,) = Path("outputs/sweeps").iterdir()
+    assert len(list(sweep_dir.glob(".submitit/*/*_log.out"))) == 2
+
+
+def test_multi_task_jobs_use_the_slurm_launcher_and_a_port_of_their_own():
+    from mmengine.config import Config
+
+    cfgs, ports = [], []
+    for job_id in ("4242", "4243"):
+        env = {"SLURM_JOB_ID": job_id, "SLURM_NTASKS": "4"}
+        cfg = Config({"launcher": "none"})
+        apply_slurm_environment(cfg, env)
+        cfgs.append(cfg.launcher)
+        ports.append(env["MASTER_PORT"])
+    assert cfgs == ["slurm", "slurm"] and len(set(ports)) == 2 and "29500" not in ports
+    single = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}
+    cfg = Config({"launcher": "none"})
+    apply_slurm_environment(cfg, single)
+    assert cfg.launcher == "none" and "MASTER_PORT" not in single
+    assert os.environ.get("MASTER_PORT") != ports[0]
