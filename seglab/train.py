@@ -58,7 +58,7 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
     # Logger, message hub and scope are named after the experiment, and the visualizer has a
     # name of its own: all unique per run, so runs in one process (a sweep) share none of them.
     mm_cfg.experiment_name = f"{run_dir.name}@{time.time_ns()}"
-    mm_cfg.visualizer.name = f"visualizer@{mm_cfg.experiment_name}"
+    mm_cfg.visualizer.name = f"{mm_cfg.experiment_name}:visualizer"
     return mm_cfg
 
 
@@ -112,19 +112,23 @@ def finished_metrics(run_dir: Path, max_iters: int | None) -> dict | None:
 
 
 def release_singletons(mm_cfg: Config) -> None:
-    """Drop this run's named mmengine instances (and close their files) once it has ended."""
+    """Drop this run's named mmengine instances (and close their files) once it has ended.
+
+    The Runner names them after the experiment (adding its timestamp), the visualizer after
+    its config; seglab starts both names with the run's unique experiment name.
+    """
     from mmengine.logging import MessageHub, MMLogger
     from mmengine.registry import DefaultScope
     from mmengine.visualization import Visualizer
 
-    visualizer = Visualizer._instance_dict.pop(mm_cfg.visualizer.name, None)
-    if visualizer is not None:
-        visualizer.close()
-    logger = MMLogger._instance_dict.pop(mm_cfg.experiment_name, None)
-    for handler in logger.handlers if logger is not None else []:
-        handler.close()
-    MessageHub._instance_dict.pop(mm_cfg.experiment_name, None)
-    DefaultScope._instance_dict.pop(mm_cfg.experiment_name, None)
+    for singleton in (Visualizer, MMLogger, MessageHub, DefaultScope):
+        ours = [n for n in singleton._instance_dict if n.startswith(mm_cfg.experiment_name)]
+        for name in ours:
+            instance = singleton._instance_dict.pop(name)
+            if isinstance(instance, Visualizer):
+                instance.close()
+            for handler in getattr(instance, "handlers", []):
+                handler.close()
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name=CONFIG_NAME, version_base="1.3")

@@ -110,7 +110,9 @@ def local_cluster(root: Path, timeout: float = 60) -> Iterator[dict[str, str]]:
                 subprocess.run(["scancel", "--partition", "seglab"], env=env, capture_output=True)
                 time.sleep(1)
                 _stop(root / "slurmd.pid")
-                subprocess.run(["pkill", "-9", "-f", f"slurmstepd|{root}/spool"], capture_output=True)
+                subprocess.run(
+                    ["pkill", "-9", "-f", f"slurmstepd|{root}/spool"], capture_output=True
+                )
         finally:
             _stop(root / "slurmctld.pid")
 

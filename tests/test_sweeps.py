@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ def job(summary: dict, override: str) -> dict:
 
 
 def test_grid_jobs_write_only_to_their_own_directories():
+    from mmengine.logging import MMLogger
     from mmengine.visualization import Visualizer
 
     code, summary = sweep([*QUICK, "optim_wrapper.optimizer.lr=0.004,0.002,0.001"])
@@ -57,6 +59,7 @@ def test_grid_jobs_write_only_to_their_own_directories():
         assert logged_lrs == {lr}, "a job's log holds its own config only"
         assert list(run_dir.glob("*/vis_data")), "each job has its own visualizer output"
     assert not Visualizer._instance_dict, "no visualizer survives its job"
+    assert not MMLogger._instance_dict.keys() - {"mmengine"}, "nor a logger"
 
 
 def test_a_failed_job_does_not_end_the_sweep(capsys):
@@ -150,3 +153,28 @@ def test_parallel_jobs_give_the_results_of_jobs_run_one_by_one(tmp_path, monkeyp
         )
         assert ours.keys() == theirs.keys()
         assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_runs_started_in_the_same_second_share_no_mmengine_instance(tmp_path):
+    """Two Runners built back to back in one process (well within one second)."""
+    from mmengine.logging import MessageHub, MMLogger
+
+    from seglab.train import build_runner, prepare_run, release_singletons
+
+    cfg = compose(QUICK)
+    choices = cfg.hydra.runtime.choices
+    started = time.time()
+    runners = []
+    for name in ("a", "b"):
+        mm_cfg = prepare_run(cfg, tmp_path / name, choices)
+        runners.append(build_runner(mm_cfg))
+    assert time.time() - started < 10
+    a, b = runners
+    assert a.experiment_name != b.experiment_name
+    assert a.logger is not b.logger and a.message_hub is not b.message_hub
+    assert a.visualizer is not b.visualizer
+    assert Path(a.log_dir).parent == tmp_path / "a" and Path(b.log_dir).parent == tmp_path / "b"
+    for runner in runners:
+        release_singletons(runner.cfg)
+    assert MessageHub._instance_dict.get(a.experiment_name) is None
+    assert MMLogger._instance_dict.get(b.experiment_name) is None
