@@ -21,3 +21,9 @@ def apply_slurm_environment(mm_cfg: Config, env: MutableMapping[str, str] = os.e
     if mm_cfg.get("launcher", "none") == "none":
         mm_cfg.launcher = "slurm"
     env.setdefault("MASTER_PORT", str(PORT_BASE + int(env["SLURM_JOB_ID"]) % PORT_SPAN))
+
+
+def launch_rank(env: MutableMapping[str, str] = os.environ) -> int:
+    """This process's rank as its launcher set it (torchrun: RANK, SLURM: SLURM_PROCID), before
+    torch.distributed is initialised; 0 for a single process."""
+    return int(env.get("RANK", env.get("SLURM_PROCID", "0")))

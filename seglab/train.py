@@ -20,7 +20,7 @@ from seglab import checkpoint_loading, hooks  # noqa: F401  (register the loader
 from seglab.checks import check_before_training
 from seglab.compose import CONF_DIR, CONFIG_NAME, compose_reference
 from seglab.convert import to_mm_config, write_config
-from seglab.distributed import apply_slurm_environment
+from seglab.distributed import apply_slurm_environment, launch_rank
 from seglab.errors import ConfigError
 from seglab.hparam_search import current_trial
 from seglab.synthetic_data import ensure_synthetic_dataset
@@ -36,16 +36,17 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
         ensure_synthetic_dataset(cfg.dataset.data_root, **synthetic)
     check_before_training(mm_cfg)
     mm_cfg.work_dir = str(run_dir)
-    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
-    write_config(
-        mm_cfg,
-        run_dir / EXPORTED_CONFIG,
-        header=(
-            "Written by seglab; plain mmseg runs it as it is:\n"
-            f"  python tools/train.py {run_dir / EXPORTED_CONFIG}\n"
-            f"seglab overrides: {' '.join(overrides) or '(none)'}"
-        ),
-    )
+    if launch_rank() == 0:  # in a multi-process run, one process writes the run directory
+        overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+        write_config(
+            mm_cfg,
+            run_dir / EXPORTED_CONFIG,
+            header=(
+                "Written by seglab; plain mmseg runs it as it is:\n"
+                f"  python tools/train.py {run_dir / EXPORTED_CONFIG}\n"
+                f"seglab overrides: {' '.join(overrides) or '(none)'}"
+            ),
+        )
     # seglab's own hooks; the exported file stays pure mmseg
     mm_cfg.custom_hooks = [
         *(mm_cfg.get("custom_hooks") or []),

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import slurm_cluster
 from test_sweeps import QUICK, sweep
 
-from seglab.distributed import apply_slurm_environment
 
 pytestmark = pytest.mark.slow
 
@@ -44,21 +42,3 @@ def test_sweep_jobs_run_as_slurm_jobs(slurm, monkeypatch):
     # the jobs ran under SLURM: submitit kept each one's scheduler log
     (sweep_dir,) = Path("outputs/sweeps").iterdir()
     assert len(list(sweep_dir.glob(".submitit/*/*_log.out"))) == 2
-
-
-def test_multi_task_jobs_use_the_slurm_launcher_and_a_port_of_their_own():
-    from mmengine.config import Config
-
-    cfgs, ports = [], []
-    for job_id in ("4242", "4243"):
-        env = {"SLURM_JOB_ID": job_id, "SLURM_NTASKS": "4"}
-        cfg = Config({"launcher": "none"})
-        apply_slurm_environment(cfg, env)
-        cfgs.append(cfg.launcher)
-        ports.append(env["MASTER_PORT"])
-    assert cfgs == ["slurm", "slurm"] and len(set(ports)) == 2 and "29500" not in ports
-    single = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}
-    cfg = Config({"launcher": "none"})
-    apply_slurm_environment(cfg, single)
-    assert cfg.launcher == "none" and "MASTER_PORT" not in single
-    assert os.environ.get("MASTER_PORT") != ports[0]
