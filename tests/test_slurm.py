@@ -9,7 +9,6 @@ import pytest
 import slurm_cluster
 from test_sweeps import QUICK, sweep
 
-
 pytestmark = pytest.mark.slow
 
 
