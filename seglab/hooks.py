@@ -79,8 +79,7 @@ class OptunaPruningHook(Hook):
             return
         if self._trial is None:
             self._trial = optuna.Trial(load_study(self.sweeper, self.sweep_dir), self.trial_id)
-        self._trial.report(float(metrics["mIoU"]), step=runner.iter)
+        miou = round(float(metrics["mIoU"]), 4)
+        self._trial.report(miou, step=runner.iter)
         if self._trial.should_prune():
-            raise optuna.TrialPruned(
-                f"pruned at iteration {runner.iter} (mIoU={float(metrics['mIoU'])})"
-            )
+            raise optuna.TrialPruned(f"pruned at iteration {runner.iter} (mIoU={miou})")

@@ -70,6 +70,7 @@ def test_pruned_trials_are_recorded_as_pruned_not_failed():
     )
     assert code == 0
     assert [j["status"] for j in summary["jobs"]] == ["pruned"] * 2
+    assert (summary["pruned"], summary["failed"]) == (2, 0)
     assert states(study()) == ["PRUNED"] * 2
     for job in summary["jobs"]:
         assert json.loads((Path(job["run_dir"]) / "metrics.json").read_text())["iter"] == 2

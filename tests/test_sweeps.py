@@ -65,14 +65,14 @@ def test_grid_jobs_write_only_to_their_own_directories():
 def test_a_failed_job_does_not_end_the_sweep(capsys):
     code, summary = sweep([*QUICK, "model.decode_head.loss_decode.loss_weight=1.0,nan,abc"])
     assert code == 1
-    assert summary["failed"] == 2
+    assert summary["failed"] == 2 and summary["finished"] == 1
     assert job(summary, "model.decode_head.loss_decode.loss_weight=1.0")["status"] == "finished"
     nan_job = job(summary, "model.decode_head.loss_decode.loss_weight=nan")
     assert nan_job["error"].startswith("FloatingPointError: loss is nan")
     bad_job = job(summary, "model.decode_head.loss_decode.loss_weight=abc")
     assert "expected a number" in bad_job["error"]
     printed = capsys.readouterr().out
-    assert "1 finished, 2 failed" in printed and "loss_weight=abc" in printed
+    assert "1 finished, 2 failed;" in printed and "loss_weight=abc" in printed
 
 
 def test_fail_fast_stops_at_the_first_failure():
