@@ -74,11 +74,12 @@ def job_record(result: JobReturn) -> dict[str, Any]:
 
 
 def report(jobs: list[dict[str, Any]], not_run: int, sweep_dir: Path) -> None:
-    failed = [j for j in jobs if j["status"] == "failed"]
-    summary = {"jobs": jobs, "failed": len(failed), "not_run": not_run}
+    counts = {s: sum(j["status"] == s for j in jobs) for s in ("finished", "pruned", "failed")}
+    summary = {"jobs": jobs, **counts, "not_run": not_run}
     (sweep_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+    tally = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status != "pruned")
     lines = [
-        f"seglab sweep: {len(jobs) - len(failed)} finished, {len(failed)} failed"
+        f"seglab sweep: {tally}"
         + (f", {not_run} not run (fail_fast)" if not_run else "")
         + f"; summary in {sweep_dir / SUMMARY_FILE}"
     ]
