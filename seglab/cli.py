@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from seglab.errors import ConfigError
 
 USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as python -m seglab ...)
-       seglab export [OVERRIDES] [out=PATH]      write the mmseg config (stdout without out=)"""
+       seglab export [OVERRIDES] [out=PATH]      write the mmseg config (stdout without out=)
+       seglab report DIR                          compare the runs of a sweep or run directory"""
 
 
 def export_command(args: Sequence[str]) -> None:
@@ -27,6 +28,17 @@ def export_command(args: Sequence[str]) -> None:
         print(f"wrote {path}")
     else:
         sys.stdout.write(f"# {header}\n{mm_cfg.pretty_text}")
+
+
+def report_command(args: Sequence[str]) -> None:
+    from seglab.report import report
+
+    if len(args) != 1:
+        raise ConfigError(f"report {' '.join(args)}: expected one sweep or run directory")
+    try:
+        print(report(args[0]), end="")
+    except FileNotFoundError as err:
+        raise ConfigError(str(err)) from None
 
 
 def train_command(args: Sequence[str]) -> None:
@@ -61,7 +73,7 @@ def fixed_keys(overrides: Sequence[str]) -> list[str]:
     return [o.key_or_group for o in parsed if not o.is_sweep_override()]
 
 
-COMMANDS = {"train": train_command, "export": export_command}
+COMMANDS = {"train": train_command, "export": export_command, "report": report_command}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -35,7 +35,10 @@ class MetricsFileHook(Hook):
 def _plain(value):
     """numpy and torch scalars as JSON numbers, without float32's trailing digits."""
     value = value.item() if hasattr(value, "item") else value
-    return round(value, 4) if isinstance(value, float) else value
+    if isinstance(value, float):
+        # a class absent from the validation split has no IoU: JSON's null, not NaN
+        return None if math.isnan(value) else round(value, 4)
+    return value
 
 
 def _is_main_process() -> bool:

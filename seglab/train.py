@@ -23,6 +23,7 @@ from seglab.convert import to_mm_config, write_config
 from seglab.distributed import apply_slurm_environment, launch_rank
 from seglab.errors import ConfigError
 from seglab.hparam_search import current_trial
+from seglab.metrics import with_per_class_metrics
 from seglab.synthetic_data import ensure_synthetic_dataset
 
 EXPORTED_CONFIG = "config.py"
@@ -47,7 +48,10 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
                 f"seglab overrides: {' '.join(overrides) or '(none)'}"
             ),
         )
-    # seglab's own hooks; the exported file stays pure mmseg
+    # seglab's additions to the Runner; the exported file stays pure mmseg
+    for evaluator in ("val_evaluator", "test_evaluator"):
+        if mm_cfg.get(evaluator):
+            mm_cfg[evaluator] = with_per_class_metrics(mm_cfg[evaluator])
     mm_cfg.custom_hooks = [
         *(mm_cfg.get("custom_hooks") or []),
         dict(type="MetricsFileHook"),
