@@ -18,7 +18,7 @@ from seglab import resolvers  # noqa: F401  (registers the resolvers the YAML us
 from seglab.errors import ConfigError
 
 # Keys of the composed config that are seglab's, not mmengine's.
-SEGLAB_KEYS = ("hydra", "dataset")
+SEGLAB_KEYS = ("hydra", "dataset", "wandb")
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:

@@ -35,7 +35,11 @@ def read_run(run_dir: Path, summary_status: dict[str, str]) -> dict[str, Any]:
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     loss, miou, wall = [], [], 0.0
     for scalars in sorted(run_dir.glob("*/vis_data/scalars.json")):
-        records = [json.loads(line) for line in scalars.read_text().splitlines() if line.strip()]
+        records = [
+            _unprefixed(json.loads(line))
+            for line in scalars.read_text().splitlines()
+            if line.strip()
+        ]
         loss += [(r["step"], r["loss"]) for r in records if "loss" in r]
         miou += [(r["step"], r["mIoU"]) for r in records if "mIoU" in r]
         started = datetime.strptime(scalars.parent.parent.name, "%Y%m%d_%H%M%S").timestamp()
@@ -57,6 +61,11 @@ def read_run(run_dir: Path, summary_status: dict[str, str]) -> dict[str, Any]:
         "miou_curve": miou,
         "per_class": {k[4:]: v for k, v in metrics.items() if k.startswith("IoU.")},
     }
+
+
+def _unprefixed(record: dict) -> dict:
+    """mmengine's `log_with_hierarchy` names (train/loss, val/mIoU) as plain ones."""
+    return {k.split("/", 1)[-1]: v for k, v in record.items()}
 
 
 def summary_statuses(root: Path) -> dict[str, str]:

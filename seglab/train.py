@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -14,17 +15,18 @@ from hydra.types import RunMode
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seglab import checkpoint_loading, hooks  # noqa: F401  (register the loader and the hooks)
 from seglab.checks import check_before_training
 from seglab.compose import CONF_DIR, CONFIG_NAME, compose_reference
-from seglab.convert import to_mm_config, write_config
+from seglab.convert import to_container, to_mm_config, write_config
 from seglab.distributed import apply_slurm_environment, launch_rank
 from seglab.errors import ConfigError
 from seglab.hparam_search import current_trial
 from seglab.metrics import with_per_class_metrics
 from seglab.synthetic_data import ensure_synthetic_dataset
+from seglab.wandb_logging import wandb_additions
 
 EXPORTED_CONFIG = "config.py"
 
@@ -57,6 +59,18 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
         dict(type="MetricsFileHook"),
         dict(type="NonFiniteLossHook"),
     ]
+    if cfg.get("wandb"):
+        hydra_cfg = HydraConfig.get()
+        sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+        wandb_additions(
+            mm_cfg,
+            OmegaConf.to_container(cfg.wandb, resolve=True),
+            hydra_config=to_container(cfg),
+            overrides=list(hydra_cfg.overrides.task),
+            run_dir=run_dir,
+            choices=dict(choices),
+            sweep=os.environ.get("SEGLAB_SWEEP") if sweeping else None,
+        )
     trial = current_trial()
     if trial is not None:  # a job of seglab's Optuna sweeper
         mm_cfg.custom_hooks.append(dict(type="OptunaPruningHook", **trial))

@@ -1,0 +1,217 @@
+"""Weights & Biases for mmseg runs, done the way a segmentation user compares runs.
+
+mmengine's WandbVisBackend logs against wandb's own step counter, uploads every *.py under the
+working directory and never sees per-class IoU. seglab's backend (added to the Runner's
+visualizer when `logger=wandb`; the exported config stays pure mmseg):
+- logs every train and validation metric against the training iteration (`iter`), validation
+  metrics at the iteration they were measured, and keeps the best `val/mIoU` in the summary;
+- logs per-class IoU and accuracy as metrics and as a table with the class names, and a few
+  validation predictions as images with their prediction and ground-truth masks;
+- logs the composed Hydra config, the overrides and the project's git commit, no code, and no
+  value whose key looks like a secret;
+- runs offline into the run directory when there is no API key, and falls back to offline
+  when wandb cannot start online, so a missing network never stops training;
+- names the wandb run after the run directory, so a resumed run continues the same wandb run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS, VISBACKENDS
+from mmengine.visualization.vis_backend import WandbVisBackend, force_init_env
+
+SECRET = re.compile(r"key|token|secret|password", re.IGNORECASE)
+PER_CLASS = re.compile(r"^val/(IoU|Acc)\.(.+)$")
+
+
+def wandb_mode(requested: str | None = None) -> str:
+    """`requested`, else WANDB_MODE, else online only where an API key is configured."""
+    if requested:
+        return requested
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    netrc = Path.home() / ".netrc"
+    has_key = bool(os.environ.get("WANDB_API_KEY")) or (
+        netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+    )
+    return "online" if has_key else "offline"
+
+
+def without_secrets(node: Any) -> Any:
+    """`node` minus every mapping entry whose key looks like a credential."""
+    if isinstance(node, dict):
+        return {k: without_secrets(v) for k, v in node.items() if not SECRET.search(str(k))}
+    if isinstance(node, list):
+        return [without_secrets(v) for v in node]
+    return node
+
+
+def git_commit(cwd: str | os.PathLike = ".") -> str | None:
+    """The commit of the user's project (the working directory), `+dirty` if it has changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}+dirty" if dirty else commit
+
+
+def run_id(run_dir: str | os.PathLike) -> str:
+    """The wandb run id of a run directory: the same directory, the same wandb run."""
+    return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
+
+
+@VISBACKENDS.register_module()
+class SeglabWandbVisBackend(WandbVisBackend):
+    def __init__(self, save_dir: str, init_kwargs: dict | None = None, **kwargs: Any) -> None:
+        super().__init__(save_dir, init_kwargs=init_kwargs, **kwargs)
+
+    def _init_env(self) -> None:
+        import wandb
+
+        os.makedirs(self._save_dir, exist_ok=True)
+        kwargs = {"dir": self._save_dir, **(self._init_kwargs or {})}
+        kwargs["mode"] = wandb_mode(kwargs.get("mode"))
+        kwargs.setdefault("save_code", False)
+        kwargs["settings"] = wandb.Settings(init_timeout=60, console="off")
+        try:
+            wandb.init(**kwargs)
+        except Exception as err:  # never let the network stop a training run
+            if kwargs["mode"] == "offline":
+                raise
+            warnings.warn(f"wandb could not start online ({err}); logging offline", stacklevel=2)
+            wandb.init(**{**kwargs, "mode": "offline"})
+        wandb.define_metric("iter")
+        wandb.define_metric("*", step_metric="iter")
+        wandb.define_metric("val/mIoU", step_metric="iter", summary="max")
+        self._wandb = wandb
+
+    @force_init_env
+    def add_config(self, config, **kwargs: Any) -> None:
+        """The composed Hydra config went to wandb.init; mmengine's would upload code."""
+
+    @force_init_env
+    def add_scalar(self, name: str, value, step: int = 0, **kwargs: Any) -> None:
+        self._wandb.log({name: value, "iter": step})
+
+    @force_init_env
+    def add_scalars(self, scalar_dict: dict, step: int = 0, file_path=None, **kwargs: Any) -> None:
+        row: dict[str, Any] = {**scalar_dict, "iter": step}
+        per_class: dict[str, dict[str, float]] = {}
+        for key, value in scalar_dict.items():
+            match = PER_CLASS.match(key)
+            if match:
+                per_class.setdefault(match[2], {})[match[1]] = value
+        if per_class:
+            row["val/per_class"] = self._wandb.Table(
+                columns=["class", "IoU", "Acc"],
+                data=[[c, v.get("IoU"), v.get("Acc")] for c, v in per_class.items()],
+            )
+        self._wandb.log(row)
+
+    @force_init_env
+    def add_image(self, name: str, image, step: int = 0, **kwargs: Any) -> None:
+        self._wandb.log({name: self._wandb.Image(image), "iter": step})
+
+
+@HOOKS.register_module()
+class WandbPredictionsHook(Hook):
+    """Logs the first `num_images` validation predictions with their masks and class names."""
+
+    priority = "LOW"
+
+    def __init__(self, num_images: int = 4) -> None:
+        self.num_images = num_images
+        self._images: list = []
+
+    def before_val_epoch(self, runner) -> None:
+        self._images = []
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if len(self._images) >= self.num_images or not outputs:
+            return
+        import mmcv
+        import wandb
+
+        classes = runner.val_dataloader.dataset.metainfo["classes"]
+        labels = {i: name for i, name in enumerate(classes)} | {255: "ignored"}
+        for sample in outputs[: self.num_images - len(self._images)]:
+            image = mmcv.imread(sample.img_path, channel_order="rgb")
+            masks = {
+                "prediction": {
+                    "mask_data": sample.pred_sem_seg.data[0].cpu().numpy(),
+                    "class_labels": labels,
+                }
+            }
+            if "gt_sem_seg" in sample:
+                masks["ground_truth"] = {
+                    "mask_data": sample.gt_sem_seg.data[0].cpu().numpy(),
+                    "class_labels": labels,
+                }
+            self._images.append(
+                wandb.Image(image, masks=masks, caption=os.path.basename(sample.img_path))
+            )
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        import wandb
+
+        if self._images and wandb.run is not None:
+            wandb.log({"val/predictions": self._images, "iter": runner.iter})
+
+
+def wandb_additions(
+    mm_cfg,
+    wandb_cfg: dict,
+    hydra_config: dict,
+    overrides: list[str],
+    run_dir: Path,
+    choices: dict,
+    sweep: str | None,
+) -> None:
+    """Turn wandb on for this Runner: the backend, hierarchical metric names, the images hook."""
+    tags = [*wandb_cfg.get("tags", [])] + [
+        f"{group}:{choices[group]}"
+        for group in ("experiment", "model", "dataset")
+        if choices.get(group)
+    ]
+    init_kwargs = {
+        "project": wandb_cfg.get("project"),
+        "entity": wandb_cfg.get("entity"),
+        "mode": wandb_cfg.get("mode"),
+        "save_code": bool(wandb_cfg.get("save_code", False)),
+        "id": run_id(run_dir),
+        "resume": "allow",
+        "name": run_dir.name,
+        "group": sweep,
+        "tags": tags,
+        "config": without_secrets(
+            {"hydra_config": hydra_config, "overrides": overrides, "git_commit": git_commit()}
+        ),
+    }
+    mm_cfg.visualizer.vis_backends = [
+        *mm_cfg.visualizer.get("vis_backends", []),
+        dict(type="SeglabWandbVisBackend", init_kwargs=init_kwargs),
+    ]
+    # train/... and val/... names (mmengine's own option), as wandb users expect
+    mm_cfg.log_processor = {**mm_cfg.get("log_processor", {}), "log_with_hierarchy": True}
+    if wandb_cfg.get("log_images"):
+        mm_cfg.custom_hooks.append(
+            dict(type="WandbPredictionsHook", num_images=int(wandb_cfg["log_images"]))
+        )

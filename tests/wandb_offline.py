@@ -1,0 +1,82 @@
+"""Reading an offline wandb run back: the `.wandb` file is a 7-byte header (`:W&B`, magic,
+version) followed by the LevelDB log format (32 KiB blocks of records with a 7-byte header:
+crc32, length, type 1 full / 2 first / 3 middle / 4 last); each assembled payload is a
+`wandb_internal_pb2.Record`."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from wandb.proto import wandb_internal_pb2
+
+BLOCK = 32 * 1024
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def records(path: Path) -> list:
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", "not a wandb run file"
+    payloads, chunk, pos = [], b"", 7
+    while pos + 7 <= len(data):
+        if BLOCK - pos % BLOCK < 7:  # a block's tail too short for a header is padding
+            pos += BLOCK - pos % BLOCK
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        body = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == FULL:
+            payloads.append(body)
+        elif kind == FIRST:
+            chunk = body
+        elif kind == MIDDLE:
+            chunk += body
+        elif kind == LAST:
+            payloads.append(chunk + body)
+        elif kind == 0 and length == 0:
+            continue
+    parsed = []
+    for payload in payloads:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        parsed.append(record)
+    return parsed
+
+
+def history(path: Path) -> list[dict]:
+    rows = []
+    for record in records(path):
+        if record.WhichOneof("record_type") == "history":
+            rows.append(
+                {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in record.history.item
+                }
+            )
+    return rows
+
+
+def run_info(path: Path) -> dict:
+    for record in records(path):
+        if record.WhichOneof("record_type") == "run":
+            run = record.run
+            config = {item.key: json.loads(item.value_json) for item in run.config.update}
+            return {
+                "id": run.run_id,
+                "name": run.display_name,
+                "group": run.run_group,
+                "tags": list(run.tags),
+                "project": run.project,
+                "config": config,
+            }
+    raise AssertionError("no run record")
+
+
+def summary(path: Path) -> dict:
+    values: dict = {}
+    for record in records(path):
+        if record.WhichOneof("record_type") == "summary":
+            for item in record.summary.update:
+                values[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return values
