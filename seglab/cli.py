@@ -1,4 +1,5 @@
-"""The `seglab` command: `seglab [train] OVERRIDES`, `seglab export OVERRIDES out=PATH`."""
+"""The `seglab` command: `seglab [train] OVERRIDES`, `seglab export OVERRIDES out=PATH`,
+`seglab report DIR`."""
 
 from __future__ import annotations
 

@@ -146,7 +146,7 @@ def plot(runs: list[dict], path: Path) -> None:
         ax_class.tick_params(axis="x", rotation=45)
     else:
         ax_class.set_axis_off()
-    fig.tight_layout(rect=(0, 0.16 if len(runs) <= 12 else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.1 if len(runs) <= 12 else 0, 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
