@@ -90,13 +90,16 @@ class SeglabWandbVisBackend(WandbVisBackend):
         kwargs = {"dir": self._save_dir, **(self._init_kwargs or {})}
         kwargs["mode"] = wandb_mode(kwargs.get("mode"))
         kwargs.setdefault("save_code", False)
-        kwargs["settings"] = wandb.Settings(init_timeout=60, console="off")
+        # WANDB_INIT_TIMEOUT, when set, bounds how long an unreachable server can delay a run
+        timeout = float(os.environ.get("WANDB_INIT_TIMEOUT", 60))
+        kwargs["settings"] = wandb.Settings(init_timeout=timeout, console="off")
         try:
             wandb.init(**kwargs)
         except Exception as err:  # never let the network stop a training run
             if kwargs["mode"] == "offline":
                 raise
             warnings.warn(f"wandb could not start online ({err}); logging offline", stacklevel=2)
+            wandb.teardown()  # the failed attempt still holds the run id in wandb's service
             wandb.init(**{**kwargs, "mode": "offline"})
         wandb.define_metric("iter")
         wandb.define_metric("*", step_metric="iter")

@@ -11,6 +11,16 @@ from test_sweeps import QUICK, sweep
 from seglab.cli import main
 
 
+def finished_run_dir(summary: dict, *overrides: str) -> str:
+    """The run directory of the finished job with these overrides."""
+    (found,) = [
+        j["run_dir"]
+        for j in summary["jobs"]
+        if j["status"] == "finished" and set(overrides) <= set(j["overrides"])
+    ]
+    return found
+
+
 def test_report_of_a_partly_failed_sweep_over_seeds(capsys):
     code, summary = sweep(
         [
@@ -41,6 +51,14 @@ def test_report_of_a_partly_failed_sweep_over_seeds(capsys):
     assert (sweep_dir / "report.md").read_text() in printed
     image = Image.open(sweep_dir / "report.png")
     assert image.size[0] > 1000 and image.getextrema() != ((255, 255),) * 3
+
+    # a sweep still running: no summary yet, and a job that has not validated at its end
+    (sweep_dir / "summary.json").unlink()
+    (Path(finished_run_dir(summary, "randomness.seed=1")) / "metrics.json").unlink()
+    main(["report", str(sweep_dir)])
+    with open(sweep_dir / "report.csv") as f:
+        statuses = sorted(row[2] for row in list(csv.reader(f))[1:])
+    assert statuses == ["finished", "incomplete", "incomplete", "incomplete"]
 
 
 def test_per_class_iou_reaches_metrics_json(small_synthetic):

@@ -100,3 +100,14 @@ def test_a_resumed_run_continues_the_same_wandb_run():
     main([*RUN, "resume=true"])
     first, second = wandb_files(run_dir)
     assert wandb_offline.run_info(first)["id"] == wandb_offline.run_info(second)["id"]
+
+
+def test_an_unreachable_server_does_not_stop_training(monkeypatch):
+    """A key, online mode, and a wandb server that refuses connections (a closed loopback port)."""
+    monkeypatch.setenv("WANDB_API_KEY", "f" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "15")
+    run_dir = train([*RUN, "train_cfg.max_iters=3", "wandb.mode=online"])
+    assert json.loads((run_dir / "metrics.json").read_text())["iter"] == 3
+    (path,) = wandb_files(run_dir)  # it fell back to an offline run
+    assert [r["iter"] for r in wandb_offline.history(path) if "val/mIoU" in r] == [3]
