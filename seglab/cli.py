@@ -1,5 +1,4 @@
-"""The `seglab` command: `seglab [train] OVERRIDES`, `seglab export OVERRIDES out=PATH`,
-`seglab report DIR`."""
+"""The `seglab` command: train, export, report, test, infer, env (see USAGE)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,10 @@ from seglab.errors import ConfigError
 
 USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as python -m seglab ...)
        seglab export [OVERRIDES] [out=PATH]      write the mmseg config (stdout without out=)
-       seglab report DIR                          compare the runs of a sweep or run directory"""
+       seglab report DIR                          compare the runs of a sweep or run directory
+       seglab test run_dir=DIR [checkpoint=PATH] [tta=true] [show_dir=PATH] [KEY=VALUE ...]
+       seglab infer checkpoint=PATH image=PATH out=DIR [device=cuda:0] [config=PATH]
+       seglab env                                 check the installation"""
 
 
 def export_command(args: Sequence[str]) -> None:
@@ -74,7 +76,35 @@ def fixed_keys(overrides: Sequence[str]) -> list[str]:
     return [o.key_or_group for o in parsed if not o.is_sweep_override()]
 
 
-COMMANDS = {"train": train_command, "export": export_command, "report": report_command}
+def env_command(args: Sequence[str]) -> None:
+    from seglab.environment import check_environment
+
+    lines, problems = check_environment()
+    print("\n".join(lines))
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def test_command(args: Sequence[str]) -> None:
+    from seglab.evaluate import test_command as run
+
+    run(args)
+
+
+def infer_command(args: Sequence[str]) -> None:
+    from seglab.evaluate import infer_command as run
+
+    run(args)
+
+
+COMMANDS = {
+    "train": train_command,
+    "export": export_command,
+    "report": report_command,
+    "test": test_command,
+    "infer": infer_command,
+    "env": env_command,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

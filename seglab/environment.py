@@ -1,0 +1,57 @@
+"""`seglab env`: what the install guide's "verify the installation" step checks."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import platform
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+# mmsegmentation 1.2.2 asserts this mmcv range at import
+MMCV_FOR_MMSEG = SpecifierSet(">=2.0.0rc4,<2.2.0")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def check_environment() -> tuple[list[str], list[str]]:
+    """(lines to print, problems); no problems means a run can start."""
+    lines = [f"Python: {platform.python_version()}"]
+    problems = []
+    torch_version = _version("torch")
+    if torch_version is None:
+        problems.append("torch is not installed (make install)")
+    else:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        lines.append(f"torch: {torch_version}")
+        lines.append(
+            f"CUDA available: {cuda}"
+            + (f" (CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU)" if cuda else "")
+        )
+    for package in ("mmcv", "mmengine", "mmsegmentation", "hydra-core", "wandb", "optuna"):
+        version = _version(package)
+        lines.append(f"{package}: {version or 'missing'}")
+        if version is None:
+            problems.append(f"{package} is not installed (make install)")
+    mmcv_version = _version("mmcv")
+    if mmcv_version is not None:
+        if Version(mmcv_version) not in MMCV_FOR_MMSEG:
+            problems.append(f"mmcv {mmcv_version}: mmsegmentation 1.2.2 needs mmcv{MMCV_FOR_MMSEG}")
+        try:
+            importlib.import_module("mmcv._ext")
+            lines.append("mmcv compiled ops: load")
+        except ImportError as err:
+            lines.append("mmcv compiled ops: missing")
+            problems.append(
+                f"mmcv was built without its compiled ops ({err}); mmseg imports "
+                "mmcv.ops: rebuild it with MMCV_WITH_OPS=1 (make install)"
+            )
+    return lines, problems
