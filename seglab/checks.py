@@ -25,10 +25,22 @@ LABEL_FILES_CHECKED = 16
 
 
 def check_before_training(cfg: Config, network_timeout: float = 3.0) -> None:
+    check_amp_device(cfg)
     check_class_counts(cfg)
     check_data_roots(cfg)
     check_label_values(cfg)
     check_weights_reachable(cfg, network_timeout)
+
+
+def check_amp_device(cfg: Config) -> None:
+    """mmengine's AmpOptimWrapper runs on CUDA, NPU, MLU or MUSA devices, not on a CPU."""
+    from mmengine.device import get_device
+
+    if cfg.optim_wrapper.get("type") == "AmpOptimWrapper" and get_device() == "cpu":
+        raise ConfigError(
+            "amp=true: mixed precision needs a GPU (mmengine's AmpOptimWrapper); this machine "
+            "has none, so train with amp=false"
+        )
 
 
 def leaf_datasets(cfg: Config) -> Iterator[tuple[str, dict]]:

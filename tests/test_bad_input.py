@@ -120,3 +120,12 @@ def test_unreachable_pretrained_url_says_how_to_fix_it(capsys):
 def test_missing_local_weights_file(capsys, tmp_path):
     line = run_cli(["experiment=demo", f"model.pretrained={tmp_path}/w.pth"], capsys)
     assert "is not a file" in line and "model.pretrained=null" in line
+
+
+def test_amp_without_a_gpu(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: amp=true is valid here")
+    line = run_cli(["experiment=demo", "amp=true"], capsys)
+    assert "amp=true" in line and "needs a GPU" in line

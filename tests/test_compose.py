@@ -119,3 +119,10 @@ def test_export_round_trip(tmp_path, overrides):
     assert loaded.to_dict() == mm.to_dict()
     assert "import" not in (tmp_path / "exported.py").read_text()
     assert type(loaded.train_dataloader.dataset.pipeline[3]["crop_size"]) is tuple
+
+
+def test_amp_turns_the_optimizer_wrapper_into_mmsegs_amp_wrapper():
+    wrapper = convert(["amp=true"]).optim_wrapper
+    assert wrapper.type == "AmpOptimWrapper" and wrapper.loss_scale == "dynamic"
+    assert wrapper.optimizer.type == "SGD"
+    assert "amp" not in convert(["amp=true"])
