@@ -90,7 +90,7 @@ def test_command(args: Sequence[str]) -> dict:
     finally:
         release_singletons(cfg)
     out = run_dir / ("test_metrics_tta.json" if tta else "test_metrics.json")
-    record = {"checkpoint": cfg.load_from, **{k: hooks._plain(v) for k, v in metrics.items()}}
+    record = {"checkpoint": cfg.load_from, **{k: hooks.json_value(v) for k, v in metrics.items()}}
     out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"test metrics: {', '.join(f'{k}={v}' for k, v in record.items())}\nwritten: {out}")
     return record

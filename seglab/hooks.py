@@ -25,14 +25,14 @@ class MetricsFileHook(Hook):
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
         if not metrics or not _is_main_process():
             return
-        record = {"iter": runner.iter, **{k: _plain(v) for k, v in metrics.items()}}
+        record = {"iter": runner.iter, **{k: json_value(v) for k, v in metrics.items()}}
         path = Path(runner.work_dir) / METRICS_FILE
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(record, indent=1) + "\n")
         tmp.replace(path)
 
 
-def _plain(value):
+def json_value(value):
     """numpy and torch scalars as JSON numbers, without float32's trailing digits."""
     value = value.item() if hasattr(value, "item") else value
     if isinstance(value, float):
