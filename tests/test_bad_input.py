@@ -129,3 +129,17 @@ def test_amp_without_a_gpu(capsys):
         pytest.skip("this machine has a GPU: amp=true is valid here")
     line = run_cli(["experiment=demo", "amp=true"], capsys)
     assert "amp=true" in line and "needs a GPU" in line
+
+
+def test_weights_in_torch_hub_cache_need_no_network(tmp_path, monkeypatch):
+    from mmengine.config import Config
+
+    from seglab.checks import check_weights_reachable, resolve_weights_url
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18_v1c.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"weights")
+    cfg = Config({"model": {"pretrained": "https://weights.invalid/resnet18_v1c.pth"}})
+    check_weights_reachable(cfg, network_timeout=0.5)  # found in the cache: no download needed
+    assert resolve_weights_url("open-mmlab://resnet50_v1c").startswith("https://")
