@@ -49,6 +49,12 @@ def check_group_choices(overrides: Sequence[str]) -> None:
                 )
 
 
+def only_group_choices(overrides: Sequence[str]) -> bool:
+    """Whether `overrides` only pick group options (`model=...`), changing no value."""
+    known = groups()
+    return all(o.split("=", 1)[0].lstrip("+~/") in known for o in overrides)
+
+
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
     """The config `python -m seglab OVERRIDES` would run, with its `hydra` node."""
     check_group_choices(overrides)

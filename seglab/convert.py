@@ -41,7 +41,7 @@ def to_mm_config(cfg: DictConfig, reference: DictConfig | None = None) -> Config
     kind (a number replaced by a string, a pair by a scalar), a ConfigError names the key.
     """
     resolved = to_container(cfg)
-    if reference is not None:
+    if reference is not None and reference is not cfg:  # the config is its own reference
         mismatches: list[Mismatch] = []
         resolved = conform(resolved, to_container(reference), (), mismatches)
         if mismatches:

@@ -9,7 +9,6 @@ and pruned jobs). Prints a table, best first, and writes report.csv, report.md a
 from __future__ import annotations
 
 import csv
-import io
 import json
 import statistics
 from datetime import datetime
@@ -175,7 +174,4 @@ def report(root: str | Path) -> str:
         text += "\n" + markdown(*seeds)
     (root / "report.md").write_text(text)
     plot(runs, root / "report.png")
-    out = io.StringIO()
-    out.write(text)
-    out.write(f"\nwritten: {root / 'report.csv'}, {root / 'report.md'}, {root / 'report.png'}\n")
-    return out.getvalue()
+    return f"{text}\nwritten: {root / 'report.csv'}, {root / 'report.md'}, {root / 'report.png'}\n"

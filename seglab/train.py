@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seglab import checkpoint_loading, hooks  # noqa: F401  (register the loader and the hooks)
 from seglab.checks import check_before_training
-from seglab.compose import CONF_DIR, CONFIG_NAME, compose_reference
+from seglab.compose import CONF_DIR, CONFIG_NAME, compose_reference, only_group_choices
 from seglab.convert import to_container, to_mm_config, write_config
 from seglab.distributed import apply_slurm_environment, launch_rank
 from seglab.errors import ConfigError
@@ -33,21 +33,23 @@ EXPORTED_CONFIG = "config.py"
 
 def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None]) -> Config:
     """Everything before the first iteration: convert, generate data, check, export."""
-    mm_cfg = to_mm_config(cfg, reference=compose_reference(choices))
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+    # with group options alone the config is its own reference: no second composition
+    plain = overrides is not None and only_group_choices(overrides)
+    mm_cfg = to_mm_config(cfg, reference=cfg if plain else compose_reference(choices))
     synthetic = cfg.get("dataset", {}).get("synthetic")
     if synthetic is not None:
         ensure_synthetic_dataset(cfg.dataset.data_root, **synthetic)
     check_before_training(mm_cfg)
     mm_cfg.work_dir = str(run_dir)
     if launch_rank() == 0:  # in a multi-process run, one process writes the run directory
-        overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
         write_config(
             mm_cfg,
             run_dir / EXPORTED_CONFIG,
             header=(
                 "Written by seglab; plain mmseg runs it as it is:\n"
                 f"  python tools/train.py {run_dir / EXPORTED_CONFIG}\n"
-                f"seglab overrides: {' '.join(overrides) or '(none)'}"
+                f"seglab overrides: {' '.join(overrides or []) or '(none)'}"
             ),
         )
     # seglab's additions to the Runner; the exported file stays pure mmseg

@@ -80,9 +80,6 @@ def run_id(run_dir: str | os.PathLike) -> str:
 
 @VISBACKENDS.register_module()
 class SeglabWandbVisBackend(WandbVisBackend):
-    def __init__(self, save_dir: str, init_kwargs: dict | None = None, **kwargs: Any) -> None:
-        super().__init__(save_dir, init_kwargs=init_kwargs, **kwargs)
-
     def _init_env(self) -> None:
         import wandb
 
