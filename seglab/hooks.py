@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
 
+import numpy as np
+import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -60,6 +63,65 @@ class NonFiniteLossHook(Hook):
         value = float(loss.detach()) if hasattr(loss, "detach") else loss
         if value is not None and not math.isfinite(value):
             raise FloatingPointError(f"loss is {value} at iteration {runner.iter + 1}")
+
+
+@HOOKS.register_module()
+class RandomStateHook(Hook):
+    """Makes `resume=true` end where the uninterrupted run ends, bit for bit.
+
+    mmengine's checkpoints hold weights, optimizer and schedulers, but not the torch random
+    state that dropout and drop-path draw from, and a resumed run restarts it from the seed.
+    This hook saves it with every checkpoint and puts it back before the first iteration after
+    a resume (after mmengine has replayed the data loader to that point, so the augmentations'
+    numpy state is already the one the uninterrupted run had). Validation draws from the same
+    generators (a data loader draws its base seed), so it runs between a save and restore of
+    all of them: how often a run validates does not change what it trains.
+    """
+
+    KEY = "random_state"
+
+    def __init__(self) -> None:
+        self._pending: tuple[int, dict] | None = None
+        self._around_val: dict | None = None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint[self.KEY] = _torch_random_state()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get(self.KEY)
+        if state is not None:  # kept until training proves this was a resume, not load_from
+            self._pending = (checkpoint.get("meta", {}).get("iter", -1), state)
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if self._pending is None:
+            return
+        saved_at, state = self._pending
+        self._pending = None
+        if runner.iter == saved_at:
+            torch.set_rng_state(state["torch"])
+            if torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(state["cuda"])
+
+    def before_val(self, runner) -> None:
+        self._around_val = {
+            **_torch_random_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        }
+
+    def after_val(self, runner) -> None:
+        state, self._around_val = self._around_val, None
+        if state is not None:
+            torch.set_rng_state(state["torch"])
+            if state["cuda"]:
+                torch.cuda.set_rng_state_all(state["cuda"])
+            np.random.set_state(state["numpy"])
+            random.setstate(state["python"])
+
+
+def _torch_random_state() -> dict:
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {"torch": torch.get_rng_state(), "cuda": cuda}
 
 
 @HOOKS.register_module()

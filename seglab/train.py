@@ -60,6 +60,7 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
         *(mm_cfg.get("custom_hooks") or []),
         dict(type="MetricsFileHook"),
         dict(type="NonFiniteLossHook"),
+        dict(type="RandomStateHook"),
     ]
     if cfg.get("wandb"):
         hydra_cfg = HydraConfig.get()

@@ -78,3 +78,34 @@ def test_demo_learns_the_shapes():
     """`make demo`'s run: mIoU >= 70 (mmseg reports percent) on the validation split."""
     run_dir = train(["experiment=demo"])
     assert json.loads((run_dir / "metrics.json").read_text())["mIoU"] >= 70
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_resumed_run_ends_where_the_uninterrupted_run_ends(small_synthetic, workers):
+    """Interrupted after its checkpoint at iteration 10 and resumed, a run has the weights and
+    metrics, bit for bit, of the same run trained without a stop (dropout included)."""
+    args = [
+        *small_synthetic,
+        *FEW_ITERS,
+        f"train_dataloader.num_workers={workers}",
+        f"train_dataloader.persistent_workers={workers > 0}",
+    ]
+    run_dir = train(args)
+    uninterrupted = torch.load(run_dir / "iter_20.pth", map_location="cpu", weights_only=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+
+    # the state a run killed after its checkpoint at iteration 10 leaves behind
+    (run_dir / "iter_20.pth").unlink()
+    (run_dir / "metrics.json").unlink()
+    (run_dir / "last_checkpoint").write_text(str(run_dir / "iter_10.pth"))
+    main([*args, "resume=true"])
+
+    resumed = torch.load(run_dir / "iter_20.pth", map_location="cpu", weights_only=False)
+    assert resumed["state_dict"].keys() == uninterrupted["state_dict"].keys()
+    different = [
+        key
+        for key, value in uninterrupted["state_dict"].items()
+        if not torch.equal(value, resumed["state_dict"][key])
+    ]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
