@@ -25,11 +25,30 @@ LABEL_FILES_CHECKED = 16
 
 
 def check_before_training(cfg: Config, network_timeout: float = 3.0) -> None:
+    check_launcher(cfg)
     check_amp_device(cfg)
     check_class_counts(cfg)
     check_data_roots(cfg)
     check_label_values(cfg)
     check_weights_reachable(cfg, network_timeout)
+
+
+LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
+
+
+def check_launcher(cfg: Config) -> None:
+    """mmengine reads the process's rank from its launcher's environment variables."""
+    from seglab.distributed import TORCHRUN_VARIABLES, torchrun_world_size
+
+    launcher = cfg.get("launcher", "none")
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"launcher={launcher!r}: expected one of {', '.join(LAUNCHERS)}")
+    if launcher == "pytorch" and not torchrun_world_size():
+        raise ConfigError(
+            "launcher='pytorch': expected a process started by torchrun "
+            f"({', '.join(TORCHRUN_VARIABLES)} unset); "
+            "run `torchrun --nproc_per_node=N -m seglab ...`"
+        )
 
 
 def check_amp_device(cfg: Config) -> None:

@@ -13,6 +13,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from mmengine.config import Config
+from mmengine.dist import barrier
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from omegaconf import DictConfig, OmegaConf
@@ -21,7 +22,7 @@ from seglab import checkpoint_loading, hooks  # noqa: F401  (register the loader
 from seglab.checks import check_before_training
 from seglab.compose import CONF_DIR, CONFIG_NAME, compose_reference, only_group_choices
 from seglab.convert import to_container, to_mm_config, write_config
-from seglab.distributed import apply_slurm_environment, launch_rank
+from seglab.distributed import apply_slurm_environment, fit_cpu_processes, launch_rank
 from seglab.errors import ConfigError
 from seglab.hparam_search import current_trial
 from seglab.metrics import with_per_class_metrics
@@ -109,18 +110,23 @@ def train(
     if sweeping and (run_dir / "last_checkpoint").is_file():
         mm_cfg.resume = True
     apply_slurm_environment(mm_cfg)
+    changes = fit_cpu_processes(mm_cfg)
+    if changes and launch_rank() == 0:
+        print(f"seglab: distributed on CPU processes: {', '.join(changes)}", flush=True)
     try:
         runner = build_runner(mm_cfg)
         runner.train()
+        barrier()  # every rank reads the metrics rank 0 writes
     finally:
         release_singletons(mm_cfg)
     metrics = json.loads((run_dir / hooks.METRICS_FILE).read_text())
-    print(
-        "final validation: "
-        + ", ".join(f"{k}={v}" for k, v in metrics.items())
-        + f"\nrun directory: {run_dir}",
-        flush=True,
-    )
+    if launch_rank() == 0:
+        print(
+            "final validation: "
+            + ", ".join(f"{k}={v}" for k, v in metrics.items())
+            + f"\nrun directory: {run_dir}",
+            flush=True,
+        )
     return float(metrics["mIoU"])
 
 

@@ -131,6 +131,15 @@ def test_amp_without_a_gpu(capsys):
     assert "amp=true" in line and "needs a GPU" in line
 
 
+@pytest.mark.parametrize(
+    ("launcher", "expected"), [("pytorch", "started by torchrun"), ("mpirun", "expected one of")]
+)
+def test_launcher_that_this_process_was_not_started_by(capsys, monkeypatch, launcher, expected):
+    monkeypatch.delenv("RANK", raising=False)
+    line = run_cli(["experiment=demo", f"launcher={launcher}"], capsys)
+    assert f"launcher={launcher!r}" in line and expected in line
+
+
 def test_weights_in_torch_hub_cache_need_no_network(tmp_path, monkeypatch):
     from mmengine.config import Config
 
