@@ -84,7 +84,9 @@ def sweep_job_name(job_overrides: Sequence[str]) -> str:
 
 
 def _holds_files(path: str) -> bool:
-    return os.path.isdir(path) and bool(os.listdir(path))
+    """Whether a run wrote here. Hydra's `.hydra/` alone is what a command stopped by a config
+    error before training leaves: the same command, corrected, takes that directory again."""
+    return os.path.isdir(path) and bool(set(os.listdir(path)) - {".hydra"})
 
 
 def register() -> None:

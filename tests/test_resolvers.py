@@ -35,6 +35,8 @@ def test_run_dir_takes_the_next_free_name_and_resume_reuses_the_newest(tmp_path)
     assert first == os.path.join(root, "model=x")
     os.makedirs(first)
     assert run_dir(root, "model=x", False) == first, "an empty directory is reused"
+    os.makedirs(os.path.join(first, ".hydra"))
+    assert run_dir(root, "model=x", False) == first, "so is one a config error stopped"
     open(os.path.join(first, "log"), "w").close()
     second = run_dir(root, "model=x", False)
     assert second == first + "-2"
