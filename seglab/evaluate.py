@@ -58,6 +58,7 @@ def test_config(
     # a Config without a file name: the Runner dumps it beside its logs, not over config.py
     cfg = Config(Config.fromfile(str(run_dir / "config.py")).to_dict(), format_python_code=False)
     cfg.merge_from_dict(changes)
+    cfg.launcher = "none"  # one process, as tools/test.py without --launcher (a torchrun run too)
     cfg.work_dir = str(run_dir / "test")
     cfg.load_from = str(checkpoint or last_checkpoint(run_dir))
     cfg.test_evaluator = with_per_class_metrics(cfg.test_evaluator)

@@ -42,9 +42,10 @@ def ensure_synthetic_dataset(
         "image_size": image_size,
     }
     marker = root / "seglab-synthetic.json"
-    if marker.is_file() and json.loads(marker.read_text()) == params:
-        return root
+    # one look at the folder: another process may rename its finished copy into place meanwhile
     if root.exists() and any(root.iterdir()):
+        if marker.is_file() and json.loads(marker.read_text()) == params:
+            return root
         raise ConfigError(
             f"dataset.data_root={str(root)!r} holds other files; expected an empty folder or a "
             "seglab synthetic data set"

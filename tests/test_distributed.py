@@ -13,6 +13,7 @@ import torch
 from mmengine.config import Config
 
 from seglab.distributed import apply_slurm_environment, fit_cpu_processes, torchrun_world_size
+from seglab.evaluate import test_command as seglab_test
 
 
 def test_multi_task_jobs_use_the_slurm_launcher_and_a_port_of_their_own():
@@ -89,6 +90,10 @@ def test_torchrun_trains_one_run_with_two_cpu_processes(small_synthetic):
     logs = sorted(run_dir.glob("*/*.log"))
     assert len(logs) == 2 and "resumed epoch: 0, iter: 2" in logs[-1].read_text()
     assert (run_dir / "iter_4.pth").is_file()
+
+    # `seglab test` evaluates the distributed run's checkpoint in one process
+    record = seglab_test([f"run_dir={run_dir}"])
+    assert record["mIoU"] == json.loads((run_dir / "metrics.json").read_text())["mIoU"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="what changes on a machine without a GPU")
