@@ -44,8 +44,8 @@ def torchrun_world_size(env: Mapping[str, str] = os.environ) -> int:
     return int(env["WORLD_SIZE"])
 
 
-def start_process_group(dist_cfg: Mapping[str, Any], env: Mapping[str, str] = os.environ) -> str:
-    """Join torchrun's process group as mmengine's `launcher=pytorch` would; return the backend.
+def start_process_group(dist_cfg: Mapping[str, Any], env: Mapping[str, str] = os.environ) -> None:
+    """Join torchrun's process group as mmengine's `launcher=pytorch` would.
 
     Done here rather than by the Runner because mmengine's init always selects a CUDA device,
     which fails on a machine without one; there NCCL is replaced by gloo. The Runner sees the
@@ -63,7 +63,6 @@ def start_process_group(dist_cfg: Mapping[str, Any], env: Mapping[str, str] = os
         timeout = dist_cfg.get("timeout")
         extra = {} if timeout is None else {"timeout": timedelta(seconds=timeout)}
         dist.init_process_group(backend=backend, **extra)
-    return dist.get_backend()
 
 
 class TorchrunCallback(Callback):
