@@ -38,6 +38,7 @@ lint: install
 
 bench: install
 	$(PY) bench/overhead.py
+	$(PY) bench/sweep.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

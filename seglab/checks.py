@@ -5,7 +5,6 @@ Each failure is a ConfigError whose one line names the key, the value and what w
 
 from __future__ import annotations
 
-import inspect
 import os
 import socket
 from collections.abc import Iterator
@@ -13,24 +12,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import numpy as np
 from mmengine.config import Config
-from PIL import Image
 
+from seglab.crop_memory import check_crop_memory
+from seglab.data_checks import check_data_files, dataset_classes, leaf_datasets
 from seglab.errors import ConfigError
 
-DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 URL_SCHEMES = ("http://", "https://", "open-mmlab://", "openmmlab://", "mmcls://", "torchvision://")
-LABEL_FILES_CHECKED = 16
 
 
 def check_before_training(cfg: Config, network_timeout: float = 3.0) -> None:
     check_launcher(cfg)
     check_amp_device(cfg)
     check_class_counts(cfg)
-    check_data_roots(cfg)
-    check_label_values(cfg)
+    largest_image = check_data_files(cfg)
     check_weights_reachable(cfg, network_timeout)
+    check_crop_memory(cfg, largest_image)
 
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
@@ -62,50 +59,6 @@ def check_amp_device(cfg: Config) -> None:
         )
 
 
-def leaf_datasets(cfg: Config) -> Iterator[tuple[str, dict]]:
-    """(key, dataset config) of every dataset the dataloaders read, inside wrappers too."""
-    for loader in DATALOADERS:
-        if cfg.get(loader):
-            yield from _leaves(f"{loader}.dataset", cfg[loader]["dataset"])
-
-
-def _leaves(key: str, dataset: dict) -> Iterator[tuple[str, dict]]:
-    if "datasets" in dataset:  # ConcatDataset
-        for i, inner in enumerate(dataset["datasets"]):
-            yield from _leaves(f"{key}.datasets[{i}]", inner)
-    elif "dataset" in dataset:  # RepeatDataset, MultiImageMixDataset
-        yield from _leaves(f"{key}.dataset", dataset["dataset"])
-    else:
-        yield key, dataset
-
-
-def check_data_roots(cfg: Config) -> None:
-    for key, dataset in leaf_datasets(cfg):
-        root = dataset.get("data_root")
-        if root and not os.path.isdir(root):
-            raise ConfigError(
-                f"dataset.data_root={root!r} does not exist (read by {key}); "
-                "point it at your copy with dataset.data_root=PATH"
-            )
-        images = os.path.join(root or "", dataset.get("data_prefix", {}).get("img_path", ""))
-        if not os.path.isdir(images):
-            raise ConfigError(
-                f"{key}.data_prefix.img_path={images!r} does not exist; expected the "
-                f"{dataset['type']} folder layout under dataset.data_root={root!r}"
-            )
-
-
-def dataset_classes(dataset: dict) -> tuple[str, ...] | None:
-    """The class names a dataset config declares, or its registered class's METAINFO."""
-    classes = (dataset.get("metainfo") or {}).get("classes")
-    if classes is None:
-        from mmseg.registry import DATASETS
-
-        dataset_cls = DATASETS.get(dataset["type"])
-        classes = getattr(dataset_cls, "METAINFO", {}).get("classes")
-    return tuple(classes) if classes is not None else None
-
-
 def _heads(model: dict) -> Iterator[tuple[str, dict]]:
     for name in ("decode_head", "auxiliary_head"):
         head = model.get(name)
@@ -127,49 +80,6 @@ def check_class_counts(cfg: Config) -> None:
                 f"{head_key}.num_classes={num}: the data set ({key}.type={dataset['type']!r}) "
                 f"has {len(classes)} classes; set dataset.num_classes (every head follows it)"
             )
-
-
-def check_label_values(cfg: Config) -> None:
-    """Label maps on disk must hold class indices the config expects (a few files are read)."""
-    key, dataset = next(leaf_datasets(cfg))
-    classes = dataset_classes(dataset)
-    seg_dir = Path(
-        dataset.get("data_root") or "", dataset.get("data_prefix", {}).get("seg_map_path", "")
-    )
-    if classes is None or not seg_dir.is_dir():
-        return
-    reduce_zero = reduces_zero_label(dataset)
-    suffix = dataset.get("seg_map_suffix", ".png")
-    highest = len(classes) if reduce_zero else len(classes) - 1
-    for path in sorted(seg_dir.rglob(f"*{suffix}"))[:LABEL_FILES_CHECKED]:
-        values = np.unique(np.asarray(Image.open(path)))
-        bad = values[(values > highest) & (values != 255)]
-        if bad.size:
-            raise ConfigError(
-                f"dataset.classes has {len(classes)} classes but {path} holds label {int(bad[0])}"
-                f" (with dataset.reduce_zero_label={str(reduce_zero).lower()}, expected labels "
-                f"0..{highest} or 255); add the missing classes or fix reduce_zero_label"
-            )
-        if reduce_zero and len(classes) <= 2 and set(values.tolist()) <= {0, 1, 255}:
-            raise ConfigError(
-                f"dataset.reduce_zero_label=true: {path} holds only labels 0 and 1, and "
-                "reduce_zero_label would drop class 0; expected false for two-class data"
-            )
-
-
-def reduces_zero_label(dataset: dict) -> bool:
-    """What mmseg's LoadAnnotations will do: its own setting, else the dataset's, else the
-    registered dataset class's default (ADE20KDataset: true)."""
-    for transform in dataset.get("pipeline") or []:
-        setting = transform.get("reduce_zero_label")
-        if transform.get("type") == "LoadAnnotations" and setting is not None:
-            return bool(setting)
-    if "reduce_zero_label" in dataset:
-        return bool(dataset["reduce_zero_label"])
-    from mmseg.registry import DATASETS
-
-    default = inspect.signature(DATASETS.get(dataset["type"])).parameters.get("reduce_zero_label")
-    return bool(default.default) if default is not None else False
 
 
 def weight_sources(cfg: Config) -> Iterator[tuple[str, str]]:

@@ -19,18 +19,19 @@ USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as pytho
 
 def export_command(args: Sequence[str]) -> None:
     from seglab.compose import compose, compose_reference
-    from seglab.convert import to_mm_config, write_config
+    from seglab.convert import config_text, to_mm_config, write_config
+    from seglab.masking import mask_overrides
 
     out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
     overrides = [a for a in args if not a.startswith("out=")]
     cfg = compose(overrides)
     mm_cfg = to_mm_config(cfg, reference=compose_reference(cfg.hydra.runtime.choices))
-    header = f"Written by `seglab export {' '.join(overrides)}`"
+    header = f"Written by `seglab export {' '.join(mask_overrides(overrides))}`"
     if out:
         path = write_config(mm_cfg, out[-1], header=header)
         print(f"wrote {path}")
     else:
-        sys.stdout.write(f"# {header}\n{mm_cfg.pretty_text}")
+        sys.stdout.write(config_text(mm_cfg, header))
 
 
 def report_command(args: Sequence[str]) -> None:
@@ -61,11 +62,12 @@ def train_command(args: Sequence[str]) -> None:
 
 def sweep_name(overrides: Sequence[str]) -> str:
     """The sweep directory's name: the task's overrides (not Hydra's own: a launcher or a
-    sweeper setting does not change what the jobs compute)."""
+    sweeper setting does not change what the jobs compute), secret values masked."""
+    from seglab.masking import mask_overrides
     from seglab.resolvers import run_name
 
     task = sorted(o for o in overrides if not o.lstrip("+~").startswith("hydra"))
-    return run_name(",".join(task))
+    return run_name(",".join(mask_overrides(task)))
 
 
 def fixed_keys(overrides: Sequence[str]) -> list[str]:

@@ -41,6 +41,10 @@ def to_mm_config(cfg: DictConfig, reference: DictConfig | None = None) -> Config
     kind (a number replaced by a string, a pair by a scalar), a ConfigError names the key.
     """
     resolved = to_container(cfg)
+    # `resume=PATH` names the run to continue (run_dirs picks it as the run directory);
+    # mmengine's `resume` is a boolean
+    if "resume" in resolved:
+        resolved["resume"] = bool(resolved["resume"])
     if reference is not None and reference is not cfg:  # the config is its own reference
         mismatches: list[Mismatch] = []
         resolved = conform(resolved, to_container(reference), (), mismatches)
@@ -150,6 +154,15 @@ def write_config(cfg: Config, path: str | Path, header: str = "") -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
-    path.write_text("\n".join(lines) + ("\n" if lines else "") + cfg.pretty_text)
+    path.write_text(config_text(cfg, header))
     return path
+
+
+def config_text(cfg: Config, header: str = "") -> str:
+    """`cfg` as Python config text under `header`, every line of it a comment.
+
+    A header holds the user's overrides; one with a newline (or a carriage return, which
+    `str.splitlines` also splits on) must not start a line of code in the file.
+    """
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    return "\n".join(lines) + ("\n" if lines else "") + cfg.pretty_text

@@ -1,4 +1,4 @@
-"""The one error type seglab raises for bad input, shown to the user as one line."""
+"""The error types seglab raises for bad input, shown to the user as one line."""
 
 
 class ConfigError(ValueError):
@@ -6,3 +6,19 @@ class ConfigError(ValueError):
 
     The message names the key, the value and what was expected, on one line.
     """
+
+
+class DataError(ConfigError):
+    """A data file that cannot be used as it is, named with the reason, on one line.
+
+    Raised while a batch is loaded, often in a data loader worker: torch re-raises it in the
+    main process with the worker's traceback as its message, of which only seglab's own last
+    line is kept, so that the user still sees one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        marker = f"{type(self).__name__}: "
+        lines = [line for line in str(message).splitlines() if line.strip()]
+        if len(lines) > 1 and lines[0].startswith("Caught ") and marker in lines[-1]:
+            message = lines[-1].split(marker, 1)[1]
+        super().__init__(message)

@@ -38,13 +38,18 @@ def split_options(args: Sequence[str], options: Sequence[str]) -> tuple[dict, di
 
 
 def last_checkpoint(run_dir: Path) -> Path:
-    pointer = run_dir / "last_checkpoint"
-    if not pointer.is_file():
+    """The run's own last checkpoint (a copied run directory's, not its original's)."""
+    from seglab.run_dirs import resume_checkpoint
+
+    checkpoint, note = resume_checkpoint(run_dir)
+    if checkpoint is None:
         raise ConfigError(
-            f"run_dir={str(run_dir)!r} holds no checkpoint (no last_checkpoint); "
+            f"run_dir={str(run_dir)!r} holds no checkpoint; "
             "expected a seglab run directory, or give checkpoint=PATH"
         )
-    return Path(pointer.read_text().strip())
+    if note:
+        print(f"seglab: {note.replace('resuming from', 'testing')}", flush=True)
+    return checkpoint
 
 
 def test_config(

@@ -26,12 +26,22 @@ class MetricsFileHook(Hook):
     priority = "LOW"
 
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
-        if not metrics or not _is_main_process():
-            return
-        record = {"iter": runner.iter, **{k: json_value(v) for k, v in metrics.items()}}
+        if metrics and _is_main_process():
+            self._write(runner, {"iter": runner.iter, **metrics})
+
+    def after_train(self, runner) -> None:
+        """A run that does not validate (`val_cfg=null`) ends with its iteration and no mIoU,
+        so it counts as finished: a sweep skips it when launched again."""
+        path = Path(runner.work_dir) / METRICS_FILE
+        last = json.loads(path.read_text()).get("iter") if path.is_file() else None
+        if last != runner.iter and _is_main_process():
+            self._write(runner, {"iter": runner.iter, "mIoU": None})
+
+    @staticmethod
+    def _write(runner, record: dict) -> None:
         path = Path(runner.work_dir) / METRICS_FILE
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
+        tmp.write_text(json.dumps({k: json_value(v) for k, v in record.items()}, indent=1) + "\n")
         tmp.replace(path)
 
 
@@ -63,6 +73,24 @@ class NonFiniteLossHook(Hook):
         value = float(loss.detach()) if hasattr(loss, "detach") else loss
         if value is not None and not math.isfinite(value):
             raise FloatingPointError(f"loss is {value} at iteration {runner.iter + 1}")
+
+
+@HOOKS.register_module()
+class CheckpointConfigHook(Hook):
+    """Drops the config text a checkpoint carries before mmengine's resume can run it.
+
+    mmengine 0.10.7's `Runner.resume` parses `checkpoint['meta']['config']` as a Python config
+    file (to compare GPU ids), which executes it. A checkpoint is data a user may not have
+    written; seglab's run directory has its own config.py. `after_load_checkpoint` runs before
+    that parse, so the key is removed here.
+    """
+
+    priority = "VERY_HIGH"
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.get("meta")
+        if isinstance(meta, dict) and meta.pop("config", None) is not None:
+            runner.logger.warning("seglab: ignored the config text stored in the checkpoint")
 
 
 @HOOKS.register_module()

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from seglab.masking import mask_overrides
+
 SEED_KEY = "randomness.seed"
 COLUMNS = ["status", "mIoU", "best mIoU", "mAcc", "aAcc", "iter", "wall s"]
 
@@ -48,7 +50,7 @@ def read_run(run_dir: Path, summary_status: dict[str, str]) -> dict[str, Any]:
         status = "finished" if metrics.get("iter") == max_iters else "incomplete"
     return {
         "run_dir": run_dir,
-        "overrides": dict(o.split("=", 1) for o in overrides),
+        "overrides": dict(o.split("=", 1) for o in mask_overrides(overrides)),  # as printed
         "status": status,
         "mIoU": metrics.get("mIoU") if status == "finished" else None,
         "best mIoU": round(max(v for _, v in miou), 2) if miou else None,

@@ -12,6 +12,8 @@ from typing import Any
 
 from omegaconf import ListConfig, OmegaConf
 
+from seglab.masking import hydra_masked, mask_overrides
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 
 
@@ -53,22 +55,12 @@ def run_name(override_dirname: str) -> str:
 
 
 def run_dir(root: str, override_dirname: str, resume: Any) -> str:
-    """The run directory of a single run: `root/run_name`.
+    """The run directory of a single run: `root/run_name`, or `-2`, `-3`, ... when that one
+    holds an earlier run; with `resume` the newest of them (run_dirs.choose_run_dir). The
+    directory is claimed for this process as it is chosen."""
+    from seglab.run_dirs import choose_run_dir
 
-    A directory that already holds an earlier run is never written into unless `resume` is
-    set: the new run takes the next free `-N` suffix, so no checkpoint or log is overwritten.
-    With `resume=true` the newest of them is reused, and mmengine resumes from its
-    `last_checkpoint`.
-    """
-    base = os.path.join(root, run_name(override_dirname))
-    if not _holds_files(base):
-        return base
-    n = 2
-    while _holds_files(f"{base}-{n}"):
-        n += 1
-    if resume:
-        return base if n == 2 else f"{base}-{n - 1}"
-    return f"{base}-{n}"
+    return choose_run_dir(root, run_name(override_dirname), resume)
 
 
 def sweep_job_name(job_overrides: Sequence[str]) -> str:
@@ -76,17 +68,12 @@ def sweep_job_name(job_overrides: Sequence[str]) -> str:
 
     The sweep directory is already named after the command line, and SEGLAB_SWEEP_FIXED holds
     the keys it sets to one value, so a job's name keeps what varies (`optim_wrapper.optimizer
-    .lr=0.01`).
+    .lr=0.01`). Secret values are masked (conf/config.yaml passes the overrides unresolved).
     """
     fixed = {*json.loads(os.environ.get("SEGLAB_SWEEP_FIXED", "[]")), "resume"}
     own = sorted(o for o in job_overrides if o.split("=", 1)[0].lstrip("+~") not in fixed)
+    own = mask_overrides(own)
     return run_name(",".join(own))
-
-
-def _holds_files(path: str) -> bool:
-    """Whether a run wrote here. Hydra's `.hydra/` alone is what a command stopped by a config
-    error before training leaves: the same command, corrected, takes that directory again."""
-    return os.path.isdir(path) and bool(set(os.listdir(path)) - {".hydra"})
 
 
 def register() -> None:
@@ -97,6 +84,7 @@ def register() -> None:
         "run_name": run_name,
         "run_dir": run_dir,
         "sweep_job_name": sweep_job_name,
+        "hydra_masked": hydra_masked,
     }.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -17,14 +17,17 @@ from mmengine.dist import barrier
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data.dataloader import DataLoader, _MultiProcessingDataLoaderIter
 
-from seglab import checkpoint_loading, hooks  # noqa: F401  (register the loader and the hooks)
+from seglab import checkpoint_loading, hooks, preemption, run_dirs  # noqa: F401  (registering)
 from seglab.checks import check_before_training
 from seglab.compose import CONF_DIR, CONFIG_NAME, compose_reference, only_group_choices
 from seglab.convert import to_container, to_mm_config, write_config
+from seglab.data_loading import check_files_as_they_load
 from seglab.distributed import apply_slurm_environment, fit_cpu_processes, launch_rank
 from seglab.errors import ConfigError
 from seglab.hparam_search import current_trial
+from seglab.masking import mask_env_values, task_overrides
 from seglab.metrics import with_per_class_metrics
 from seglab.synthetic_data import ensure_synthetic_dataset
 from seglab.wandb_logging import wandb_additions
@@ -35,6 +38,7 @@ EXPORTED_CONFIG = "config.py"
 def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None]) -> Config:
     """Everything before the first iteration: convert, generate data, check, export."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+    masked = task_overrides() if HydraConfig.initialized() else None  # for the header and wandb
     # with group options alone the config is its own reference: no second composition
     plain = overrides is not None and only_group_choices(overrides)
     mm_cfg = to_mm_config(cfg, reference=cfg if plain else compose_reference(choices))
@@ -50,7 +54,7 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
             header=(
                 "Written by seglab; plain mmseg runs it as it is:\n"
                 f"  python tools/train.py {run_dir / EXPORTED_CONFIG}\n"
-                f"seglab overrides: {' '.join(overrides or []) or '(none)'}"
+                f"seglab overrides: {' '.join(masked or []) or '(none)'}"
             ),
         )
     # seglab's additions to the Runner; the exported file stays pure mmseg
@@ -62,15 +66,18 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
         dict(type="MetricsFileHook"),
         dict(type="NonFiniteLossHook"),
         dict(type="RandomStateHook"),
+        dict(type="CheckpointConfigHook"),
+        dict(type="PreemptionHook"),
     ]
+    check_files_as_they_load(mm_cfg)  # a file that fails to load is named in one line
     if cfg.get("wandb"):
         hydra_cfg = HydraConfig.get()
         sweeping = hydra_cfg.mode == RunMode.MULTIRUN
         wandb_additions(
             mm_cfg,
             OmegaConf.to_container(cfg.wandb, resolve=True),
-            hydra_config=to_container(cfg),
-            overrides=list(hydra_cfg.overrides.task),
+            hydra_config=mask_env_values(to_container(cfg), OmegaConf.to_container(cfg)),
+            overrides=masked,
             run_dir=run_dir,
             choices=dict(choices),
             sweep=os.environ.get("SEGLAB_SWEEP") if sweeping else None,
@@ -94,40 +101,65 @@ def build_runner(mm_cfg: Config) -> Runner:
 
 def train(
     cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None], sweeping: bool = False
-) -> float:
-    """Train one run; return its final validation mIoU (as mmseg reports it, in percent).
+) -> float | None:
+    """Train one run; return its final validation mIoU (as mmseg reports it, in percent), or
+    None for a run that does not validate.
 
     In a sweep the run directory is a function of the job's overrides, so a sweep launched
     again finds its earlier jobs: a finished one is skipped, an interrupted one resumes from
     its last checkpoint.
     """
+    if launch_rank() == 0 and not run_dirs.hold(run_dir):  # under torchrun rank 0 holds it
+        raise ConfigError(
+            f"{run_dir} is being trained by another process right now; wait for it to end"
+        )
     if sweeping:
         finished = finished_metrics(run_dir, cfg.train_cfg.get("max_iters"))
         if finished is not None:
-            print(f"seglab: {run_dir} finished earlier, skipped (mIoU={finished['mIoU']})")
-            return float(finished["mIoU"])
+            print(f"seglab: {run_dir} finished earlier, skipped (mIoU={finished.get('mIoU')})")
+            return _miou(finished)
+    checkpoint = None
+    if sweeping or cfg.get("resume"):
+        checkpoint, note = run_dirs.resume_checkpoint(run_dir)
+        if checkpoint is None and not sweeping:
+            raise run_dirs.no_checkpoint_error(run_dir, cfg.resume)
+        if note and launch_rank() == 0:
+            print(f"seglab: {note}", flush=True)
     mm_cfg = prepare_run(cfg, run_dir, choices)
-    if sweeping and (run_dir / "last_checkpoint").is_file():
-        mm_cfg.resume = True
+    # resume from the run's own checkpoint (mmengine resumes from load_from when it is set)
+    mm_cfg.resume = checkpoint is not None
+    if checkpoint is not None:
+        mm_cfg.load_from = str(checkpoint)
     apply_slurm_environment(mm_cfg)
     changes = fit_cpu_processes(mm_cfg)
     if changes and launch_rank() == 0:
         print(f"seglab: distributed on CPU processes: {', '.join(changes)}", flush=True)
+    runner = None
     try:
         runner = build_runner(mm_cfg)
         runner.train()
         barrier()  # every rank reads the metrics rank 0 writes
     finally:
+        if runner is not None:  # also after a failure: mmengine calls no after_run hook then
+            stop_loader_workers(runner)
         release_singletons(mm_cfg)
+        preemption.restore_sigterm()
     metrics = json.loads((run_dir / hooks.METRICS_FILE).read_text())
     if launch_rank() == 0:
         print(
-            "final validation: "
-            + ", ".join(f"{k}={v}" for k, v in metrics.items())
+            (
+                "final validation: " + ", ".join(f"{k}={v}" for k, v in metrics.items())
+                if metrics.get("mIoU") is not None
+                else f"trained {metrics['iter']} iterations without validation (no mIoU)"
+            )
             + f"\nrun directory: {run_dir}",
             flush=True,
         )
-    return float(metrics["mIoU"])
+    return _miou(metrics)
+
+
+def _miou(metrics: dict) -> float | None:
+    return float(metrics["mIoU"]) if metrics.get("mIoU") is not None else None
 
 
 def finished_metrics(run_dir: Path, max_iters: int | None) -> dict | None:
@@ -137,6 +169,27 @@ def finished_metrics(run_dir: Path, max_iters: int | None) -> dict | None:
         return None
     metrics = json.loads(path.read_text())
     return metrics if metrics.get("iter") == max_iters else None
+
+
+def stop_loader_workers(runner: Runner) -> None:
+    """Stop the worker processes of the run's data loaders now that it has ended.
+
+    The Runner, its loops and hooks refer to one another, so a finished run is freed only by
+    the cyclic garbage collector, at some point in the next job of a sweep. The collector
+    calls the finalizers of the loaders' queues (weak-reference callbacks) before the
+    iterators' __del__: they stop the threads that would send each worker its exit message,
+    so each join in __del__ waits out torch's 5 s timeout, then kills the worker. Stopped
+    here, while all of it is reachable, the workers exit in milliseconds.
+    """
+    for loop in (runner._train_loop, runner._val_loop, runner._test_loop):  # dicts if unbuilt
+        loader = getattr(loop, "dataloader", None)
+        # a persistent loader keeps its iterator; an iteration-based train loop holds its own
+        infinite = getattr(loop, "dataloader_iterator", None)
+        for iterator in (getattr(loader, "_iterator", None), getattr(infinite, "_iterator", None)):
+            if isinstance(iterator, _MultiProcessingDataLoaderIter):
+                iterator._shutdown_workers()
+        if isinstance(loader, DataLoader):
+            loader._iterator = None  # a later iteration starts fresh workers
 
 
 def release_singletons(mm_cfg: Config) -> None:
@@ -171,3 +224,5 @@ def main(cfg: DictConfig) -> float:
             raise  # a failed job: the sweeper lists it and goes on
         print(f"seglab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        run_dirs.release(run_dir)

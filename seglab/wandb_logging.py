@@ -7,8 +7,9 @@ visualizer when `logger=wandb`; the exported config stays pure mmseg):
   metrics at the iteration they were measured, and keeps the best `val/mIoU` in the summary;
 - logs per-class IoU and accuracy as metrics and as a table with the class names, and a few
   validation predictions as images with their prediction and ground-truth masks;
-- logs the composed Hydra config, the overrides and the project's git commit, no code, and no
-  value whose key looks like a secret;
+- logs the composed Hydra config, the overrides and the project's git commit, no code, no
+  value whose key looks like a secret, and no `${oc.env:...}` value (see seglab/masking.py; the
+  overrides and the command line wandb records are masked the same way);
 - runs offline into the run directory when there is no API key, and falls back to offline
   when wandb cannot start online, so a missing network never stops training;
 - names the wandb run after the run directory, so a resumed run continues the same wandb run.
@@ -28,7 +29,8 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS, VISBACKENDS
 from mmengine.visualization.vis_backend import WandbVisBackend, force_init_env
 
-SECRET = re.compile(r"key|token|secret|password", re.IGNORECASE)
+from seglab.masking import looks_secret, mask_overrides, masked_argv
+
 PER_CLASS = re.compile(r"^val/(IoU|Acc)\.(.+)$")
 
 
@@ -48,7 +50,7 @@ def wandb_mode(requested: str | None = None) -> str:
 def without_secrets(node: Any) -> Any:
     """`node` minus every mapping entry whose key looks like a credential."""
     if isinstance(node, dict):
-        return {k: without_secrets(v) for k, v in node.items() if not SECRET.search(str(k))}
+        return {k: without_secrets(v) for k, v in node.items() if not looks_secret(str(k))}
     if isinstance(node, list):
         return [without_secrets(v) for v in node]
     return node
@@ -90,14 +92,18 @@ class SeglabWandbVisBackend(WandbVisBackend):
         # WANDB_INIT_TIMEOUT, when set, bounds how long an unreachable server can delay a run
         timeout = float(os.environ.get("WANDB_INIT_TIMEOUT", 60))
         kwargs["settings"] = wandb.Settings(init_timeout=timeout, console="off")
-        try:
-            wandb.init(**kwargs)
-        except Exception as err:  # never let the network stop a training run
-            if kwargs["mode"] == "offline":
-                raise
-            warnings.warn(f"wandb could not start online ({err}); logging offline", stacklevel=2)
-            wandb.teardown()  # the failed attempt still holds the run id in wandb's service
-            wandb.init(**{**kwargs, "mode": "offline"})
+        # wandb records sys.argv as the run's command line when it starts
+        with masked_argv():
+            try:
+                wandb.init(**kwargs)
+            except Exception as err:  # never let the network stop a training run
+                if kwargs["mode"] == "offline":
+                    raise
+                warnings.warn(
+                    f"wandb could not start online ({err}); logging offline", stacklevel=2
+                )
+                wandb.teardown()  # the failed attempt still holds the run id in wandb's service
+                wandb.init(**{**kwargs, "mode": "offline"})
         wandb.define_metric("iter")
         wandb.define_metric("*", step_metric="iter")
         wandb.define_metric("val/mIoU", step_metric="iter", summary="max")
@@ -202,7 +208,11 @@ def wandb_additions(
         "group": sweep,
         "tags": tags,
         "config": without_secrets(
-            {"hydra_config": hydra_config, "overrides": overrides, "git_commit": git_commit()}
+            {
+                "hydra_config": hydra_config,
+                "overrides": mask_overrides(overrides),
+                "git_commit": git_commit(),
+            }
         ),
     }
     mm_cfg.visualizer.vis_backends = [

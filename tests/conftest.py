@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 
 SMALL_SYNTHETIC = [
     "dataset.synthetic.num_train=16",
@@ -19,6 +20,7 @@ SMALL_SYNTHETIC = [
 
 def _clear_global_state() -> None:
     GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None  # a run's Hydra config outlives it otherwise
     from mmengine.logging import MessageHub, MMLogger
     from mmengine.registry import DefaultScope
     from mmengine.visualization import Visualizer

@@ -121,6 +121,21 @@ def test_export_round_trip(tmp_path, overrides):
     assert type(loaded.train_dataloader.dataset.pipeline[3]["crop_size"]) is tuple
 
 
+def test_export_to_stdout_comments_every_header_line(tmp_path, capsys):
+    """An override holding a newline stays inside the printed header's comments."""
+    from seglab.cli import main
+
+    marker = tmp_path / "it-ran"
+    payload = f'__import__("pathlib").Path("{marker}").touch()'
+    main(["export", f"+dataset.note='x\n{payload}\r{payload}'"])
+    printed = capsys.readouterr().out
+    carrying = [line for line in printed.splitlines() if "__import__" in line]
+    assert carrying and all(line.startswith("#") for line in carrying), carrying
+    (tmp_path / "printed.py").write_text(printed)
+    Config.fromfile(str(tmp_path / "printed.py"))
+    assert not marker.exists()
+
+
 def test_amp_turns_the_optimizer_wrapper_into_mmsegs_amp_wrapper():
     wrapper = convert(["amp=true"]).optim_wrapper
     assert wrapper.type == "AmpOptimWrapper" and wrapper.loss_scale == "dynamic"

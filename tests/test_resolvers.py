@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from seglab.errors import ConfigError
 from seglab.resolvers import as_tuple, length, run_dir, run_name
+from seglab.run_dirs import LOCK_FILE, choose_run_dir, release, release_all
 
 
 def test_as_tuple_from_items_and_from_a_list():
@@ -32,15 +37,53 @@ def test_different_overrides_never_share_a_directory(pair):
 def test_run_dir_takes_the_next_free_name_and_resume_reuses_the_newest(tmp_path):
     root = str(tmp_path)
     first = run_dir(root, "model=x", False)
-    assert first == os.path.join(root, "model=x")
-    os.makedirs(first)
-    assert run_dir(root, "model=x", False) == first, "an empty directory is reused"
+    assert first == os.path.join(root, "model=x") and os.path.isdir(first), "claimed as chosen"
+    assert run_dir(root, "model=x", False) == first, "read again by its process: the same"
+    release(first)  # the run ended
     os.makedirs(os.path.join(first, ".hydra"))
-    assert run_dir(root, "model=x", False) == first, "so is one a config error stopped"
+    assert run_dir(root, "model=x", False) == first, "one a config error stopped is taken again"
+    release(first)
     open(os.path.join(first, "log"), "w").close()
     second = run_dir(root, "model=x", False)
     assert second == first + "-2"
-    os.makedirs(second)
     open(os.path.join(second, "log"), "w").close()
+    release(second)
     assert run_dir(root, "model=x", True) == second
+    release(second)
     assert run_dir(root, "model=x", False) == first + "-3"
+    release_all()
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_directory_another_process_holds_is_never_shared(tmp_path):
+    """Two identical commands: the second takes `-2`, even before the first wrote a file;
+    `resume=true` while that run lives is refused; a dead process holds nothing."""
+    root = str(tmp_path)
+    held = os.path.join(root, "model=x")
+    os.makedirs(held)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, os.path.join(held, LOCK_FILE)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert run_dir(root, "model=x", False) == held + "-2"
+        open(os.path.join(held, "log"), "w").close()
+        release_all()
+        with pytest.raises(ConfigError, match="being trained by another process"):
+            choose_run_dir(root, "model=x", True)
+    finally:
+        holder.kill()
+        holder.wait()
+        release_all()
+    assert run_dir(root, "model=x", True) == held
+    release_all()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import multiprocessing
 import os
 import re
 import time
@@ -73,6 +75,26 @@ def test_a_failed_job_does_not_end_the_sweep(capsys):
     assert "expected a number" in bad_job["error"]
     printed = capsys.readouterr().out
     assert "1 finished, 2 failed;" in printed and "loss_weight=abc" in printed
+
+
+def test_jobs_stop_their_loader_workers_when_they_end():
+    """Finished or failed, a job stops its data loaders' persistent workers itself: left to the
+    garbage collector, each worker cost a later job of the sweep 5 s."""
+    workers = [
+        f"{loader}.{key}"
+        for loader in ("train_dataloader", "val_dataloader")
+        for key in ("num_workers=2", "persistent_workers=true")
+    ]
+    before = set(multiprocessing.active_children())
+    gc.disable()  # no help from the collector, whenever it would have run
+    try:
+        code, summary = sweep(
+            [*QUICK, *workers, "model.decode_head.loss_decode.loss_weight=1.0,nan"]
+        )
+    finally:
+        gc.enable()
+    assert code == 1 and summary["finished"] == summary["failed"] == 1
+    assert set(multiprocessing.active_children()) == before, "no worker outlives its job"
 
 
 def test_fail_fast_stops_at_the_first_failure():

@@ -80,3 +80,14 @@ def summary(path: Path) -> dict:
             for item in record.summary.update:
                 values[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
     return values
+
+
+def environment(path: Path) -> dict:
+    """The run's metadata as wandb records it (program, args, host, ...), records merged."""
+    from google.protobuf.json_format import MessageToDict
+
+    values: dict = {}
+    for record in records(path):
+        if record.WhichOneof("record_type") == "environment":
+            values.update(MessageToDict(record.environment, preserving_proto_field_name=True))
+    return values

@@ -33,6 +33,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
+from seglab.masking import mask_overrides
+
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 
@@ -99,7 +101,7 @@ class GPUPoolLauncher(Launcher):
             idx, overrides = job
             print(
                 f"[seglab gpu_pool] #{idx} on GPU {device}: "
-                + " ".join(filter_overrides(overrides)),
+                + " ".join(mask_overrides(filter_overrides(overrides))),
                 flush=True,
             )
             payload = (

@@ -18,6 +18,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
+from seglab.masking import mask_launcher_logs, mask_overrides
+
 SUMMARY_FILE = "summary.json"
 
 
@@ -34,6 +36,7 @@ class SeglabGridSweeper(BasicSweeper):
 
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         assert self.config is not None and self.launcher is not None
+        mask_launcher_logs()
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
@@ -61,7 +64,7 @@ class SeglabGridSweeper(BasicSweeper):
 
 def job_record(result: JobReturn) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "overrides": list(result.overrides),
+        "overrides": mask_overrides(result.overrides),  # printed and kept: no secret values
         "run_dir": result.hydra_cfg.hydra.runtime.output_dir if result.hydra_cfg else None,
     }
     if result.status == JobStatus.COMPLETED:

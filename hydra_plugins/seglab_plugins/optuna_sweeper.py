@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.seglab_plugins.grid_sweeper import job_record, report
 from seglab.hparam_search import TRIAL_ENV, load_study, search_space
+from seglab.masking import mask_launcher_logs
 
 ENDED = (
     optuna.trial.TrialState.COMPLETE,
@@ -48,6 +49,7 @@ class SeglabOptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> None:
         assert self.config is not None and self.launcher is not None
+        mask_launcher_logs()
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")

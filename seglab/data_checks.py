@@ -1,0 +1,264 @@
+"""Checks of the data files every dataloader reads, run before training.
+
+One pass over each split's file list, as mmseg's own dataset class finds it (folders, suffixes,
+`ann_file` split lists): no split is empty, every image has its label. Then a sample of each
+split, spread over the whole list, is read: each label has one channel, its image's size and only
+the values the classes allow; two-class labels saved as 0/255 masks are refused, because mmseg
+ignores 255 and such a run would score every object pixel as ignored (mIoU 100).
+Files outside the sample are checked as they load (seglab/data_loading.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from mmengine.config import Config
+from PIL import Image
+
+from seglab.errors import ConfigError
+
+DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
+LABELS_SAMPLED_PER_SPLIT = 16
+# how to turn 0/255 masks into 0/1 class indices, in place
+TO_CLASS_INDICES = (
+    'python -c "import sys, numpy as np; from PIL import Image; '
+    "[Image.fromarray((np.asarray(Image.open(p)) > 127).astype(np.uint8)).save(p) "
+    'for p in sys.argv[1:]]" {folder}/*{suffix}'
+)
+
+
+def leaf_datasets(cfg: Config) -> Iterator[tuple[str, dict]]:
+    """(key, dataset config) of every dataset the dataloaders read, inside wrappers too."""
+    for loader in DATALOADERS:
+        if cfg.get(loader):
+            yield from _leaves(f"{loader}.dataset", cfg[loader]["dataset"])
+
+
+def _leaves(key: str, dataset: dict) -> Iterator[tuple[str, dict]]:
+    if "datasets" in dataset:  # ConcatDataset
+        for i, inner in enumerate(dataset["datasets"]):
+            yield from _leaves(f"{key}.datasets[{i}]", inner)
+    elif "dataset" in dataset:  # RepeatDataset, MultiImageMixDataset
+        yield from _leaves(f"{key}.dataset", dataset["dataset"])
+    else:
+        yield key, dataset
+
+
+def dataset_classes(dataset: dict) -> tuple[str, ...] | None:
+    """The class names a dataset config declares, or its registered class's METAINFO."""
+    classes = (dataset.get("metainfo") or {}).get("classes")
+    if classes is None:
+        from mmseg.registry import DATASETS
+
+        dataset_cls = DATASETS.get(dataset["type"])
+        classes = getattr(dataset_cls, "METAINFO", {}).get("classes")
+    return tuple(classes) if classes is not None else None
+
+
+def reduces_zero_label(dataset: dict) -> bool:
+    """What mmseg's LoadAnnotations will do: its own setting, else the dataset's, else the
+    registered dataset class's default (ADE20KDataset: true)."""
+    for transform in dataset.get("pipeline") or []:
+        setting = transform.get("reduce_zero_label")
+        if transform.get("type") == "LoadAnnotations" and setting is not None:
+            return bool(setting)
+    if "reduce_zero_label" in dataset:
+        return bool(dataset["reduce_zero_label"])
+    from mmseg.registry import DATASETS
+
+    default = inspect.signature(DATASETS.get(dataset["type"])).parameters.get("reduce_zero_label")
+    return bool(default.default) if default is not None else False
+
+
+def check_data_roots(cfg: Config) -> None:
+    for key, dataset in leaf_datasets(cfg):
+        root = dataset.get("data_root")
+        if root and not os.path.isdir(root):
+            raise ConfigError(
+                f"dataset.data_root={root!r} does not exist (read by {key}); "
+                "point it at your copy with dataset.data_root=PATH"
+            )
+        images = os.path.join(root or "", dataset.get("data_prefix", {}).get("img_path", ""))
+        if not os.path.isdir(images):
+            raise ConfigError(
+                f"{key}.data_prefix.img_path={images!r} does not exist; expected the "
+                f"{dataset['type']} folder layout under dataset.data_root={root!r}"
+            )
+
+
+def check_data_files(cfg: Config) -> tuple[int, int] | None:
+    """Every split's file list and a sample of its files; returns the largest sampled
+    training image as (height, width), for the crop check, or None when none was read."""
+    check_data_roots(cfg)
+    train_sizes: list[tuple[int, int]] = []
+    checked: set[tuple[str, ...]] = set()
+    for key, dataset in leaf_datasets(cfg):
+        listed = list_data(key, dataset)
+        if listed is None:
+            continue
+        instance, entries = listed
+        paths = tuple(e["img_path"] for e in entries)
+        if paths in checked:  # test_dataloader is often val_dataloader again
+            continue
+        checked.add(paths)
+        check_file_list(key, instance, entries)
+        sizes = check_sample(key, dataset, instance, [entries[i] for i in spread(len(entries))])
+        if key.startswith("train_dataloader"):
+            train_sizes += sizes
+    return max(train_sizes, key=lambda hw: hw[0] * hw[1], default=None)
+
+
+def list_data(key: str, dataset: dict) -> tuple[Any, list[dict]] | None:
+    """The dataset (built without its pipeline or data) and the entries its own
+    `load_data_list` finds; None where it cannot list them here (mmseg then reports it)."""
+    from mmseg.registry import DATASETS
+
+    dataset_cls = DATASETS.get(dataset["type"])
+    if dataset_cls is None or not hasattr(dataset_cls, "load_data_list"):
+        return None
+    args = {k: v for k, v in dataset.items() if k not in ("type", "pipeline", "lazy_init")}
+    try:
+        instance = dataset_cls(**args, pipeline=[], lazy_init=True)
+    except Exception:
+        return None
+    ann_file = getattr(instance, "ann_file", "")
+    if ann_file and not os.path.exists(ann_file):
+        raise ConfigError(
+            f"{key}.ann_file={dataset.get('ann_file')!r}: {ann_file} does not exist; expected a "
+            "file listing the split's image names, or ann_file='' to read the whole folder"
+        )
+    try:
+        return instance, instance.load_data_list()
+    except Exception:
+        return None
+
+
+def check_file_list(key: str, instance: Any, entries: list[dict]) -> None:
+    """No split is empty; every listed image exists and has a label."""
+    prefix = getattr(instance, "data_prefix", {})
+    if not entries:
+        raise ConfigError(
+            f"{key}: no images ending in {instance.img_suffix!r} in {prefix.get('img_path')}; "
+            "expected the split's images there (dataset.img_suffix sets the ending)"
+        )
+    for path_key in ("img_path", "seg_map_path"):
+        missing = [e for e in entries if e.get(path_key) and not os.path.isfile(e[path_key])]
+        if not missing:
+            continue
+        first = missing[0]
+        if path_key == "img_path":  # listed by an ann_file
+            raise ConfigError(
+                f"{key}.ann_file={instance.ann_file!r} lists {len(missing)} images that do not "
+                f"exist, the first {first['img_path']}; expected files ending in "
+                f"{instance.img_suffix!r} in {prefix.get('img_path')}"
+            )
+        raise ConfigError(
+            f"{key}: {len(missing)} of {len(entries)} images have no label, the first "
+            f"{first['img_path']} (no {first['seg_map_path']}); expected a label of the same "
+            f"name ending in {instance.seg_map_suffix!r} (dataset.seg_map_suffix) in "
+            f"{prefix.get('seg_map_path')}"
+        )
+
+
+def spread(count: int, samples: int = LABELS_SAMPLED_PER_SPLIT) -> list[int]:
+    """Up to `samples` indices spread evenly over range(count), the first and last included."""
+    if count <= samples:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (samples - 1)) for i in range(samples)})
+
+
+def check_sample(key: str, dataset: dict, instance: Any, sample: list[dict]) -> list[tuple]:
+    """Each sampled label fits its image and holds only values the classes allow; returns the
+    sampled images' (height, width)."""
+    classes = dataset_classes(dataset)
+    ignore = getattr(instance, "ignore_index", 255)
+    reduce_zero = reduces_zero_label(dataset)
+    # with a label map (classes picked from the dataset's own), mmseg maps the values itself
+    check_values = classes is not None and not getattr(instance, "label_map", None)
+    highest = (len(classes) if reduce_zero else len(classes) - 1) if classes else 0
+    sizes, seen, first_ignored = [], set(), None
+    for entry in sample:
+        image_size = _image_size(entry["img_path"])
+        sizes.append(image_size[::-1])
+        seg_path = entry.get("seg_map_path")
+        if not seg_path:
+            continue
+        values = _label_values(seg_path, entry["img_path"], image_size)
+        if not check_values:
+            continue
+        bad = values[(values > highest) & (values != ignore)]
+        if bad.size:
+            raise ConfigError(
+                f"dataset.classes has {len(classes)} classes but {seg_path} holds label "
+                f"{int(bad[0])} (with dataset.reduce_zero_label={str(reduce_zero).lower()}, "
+                f"expected labels 0..{highest} or {ignore}); add the missing classes or fix "
+                "reduce_zero_label"
+            )
+        seen.update(values.tolist())
+        if ignore in values and first_ignored is None:
+            first_ignored = (seg_path, values.tolist())
+    if check_values and len(classes) == 2:
+        _check_two_class_values(key, instance, seen, first_ignored, ignore, reduce_zero)
+    return sizes
+
+
+def _image_size(path: str) -> tuple[int, int]:
+    """(width, height) from the file's header."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError as err:
+        raise ConfigError(
+            f"{path} cannot be read as an image ({err}); replace or remove it"
+        ) from None
+
+
+def _label_values(path: str, image_path: str, image_size: tuple[int, int]) -> np.ndarray:
+    """The distinct values of a label that is one channel of its image's size."""
+    try:
+        label = Image.open(path)
+    except OSError as err:
+        raise ConfigError(
+            f"{path} cannot be read as a label image ({err}); replace or remove it"
+        ) from None
+    with label:
+        bands = label.getbands()
+        if len(bands) > 1:
+            raise ConfigError(
+                f"{path} is a {len(bands)}-channel ({label.mode}) image; expected a one-channel "
+                "label whose pixel values are class indices (map a colour label's colours to "
+                "indices first)"
+            )
+        if label.size != image_size:
+            raise ConfigError(
+                f"{path} is {label.size[0]}x{label.size[1]} pixels but its image {image_path} "
+                f"is {image_size[0]}x{image_size[1]}; expected a label of its image's size"
+            )
+        try:
+            return np.unique(np.asarray(label))
+        except OSError as err:
+            raise ConfigError(f"{path} cannot be decoded ({err}); replace or remove it") from None
+
+
+def _check_two_class_values(
+    key: str, instance: Any, seen: set, first_ignored: tuple | None, ignore: int, reduce_zero: bool
+) -> None:
+    """Two classes and labels that hold only one value besides `ignore`: 0/255 masks."""
+    if first_ignored is not None and len(seen - {ignore}) <= 1:
+        path, values = first_ignored
+        folder = instance.data_prefix.get("seg_map_path")
+        raise ConfigError(
+            f"{path} holds only the values {values} and no sampled label of {key} holds another "
+            f"class: binary masks saved as 0/{ignore}, but mmseg ignores {ignore}, so every "
+            f"object pixel would be ignored; save the masks as 0/1 class indices, e.g. "
+            + TO_CLASS_INDICES.format(folder=folder, suffix=instance.seg_map_suffix)
+        )
+    if reduce_zero and seen <= {0, 1, ignore}:
+        raise ConfigError(
+            f"dataset.reduce_zero_label=true: the labels of {key} hold only labels 0 and 1, and "
+            "reduce_zero_label would drop class 0; expected false for two-class data"
+        )

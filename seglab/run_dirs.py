@@ -1,0 +1,218 @@
+"""Which run directory a command trains in, who holds it, and which checkpoint it resumes.
+
+A run's directory is named after its overrides (`resolvers.run_name`); this module picks one of
+`NAME`, `NAME-2`, ... and guards it:
+- a new run takes the first that holds no earlier run, claimed with an exclusive lock
+  (`flock` on `NAME/.seglab-lock`) that its process holds until the run ends, so two identical
+  commands started together train into two directories;
+- `resume=true` takes the newest of them and `resume=PATH` the one named; a run that another
+  live process holds is refused in one line;
+- the checkpoint a resume starts from is the run's own (a copied run directory's
+  `last_checkpoint` still names the original's files), and an empty or truncated one gives way
+  to the newest intact `iter_*.pth`.
+The kernel drops a lock when its process dies, so a killed run never blocks its own resume.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fcntl
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import InterpolationResolutionError
+
+from seglab.errors import ConfigError
+
+LOCK_FILE = ".seglab-lock"
+# files that do not make a directory a run: Hydra's `.hydra/` alone is what a command stopped
+# by a config error leaves, and the corrected command takes that directory again
+NOT_A_RUN = {".hydra", LOCK_FILE}
+_held: dict[str, int] = {}  # run directory -> descriptor of the lock this process holds
+
+
+def holds_run(path: str | os.PathLike) -> bool:
+    """Whether a run wrote into `path` (a log, a checkpoint, a config)."""
+    return os.path.isdir(path) and bool(set(os.listdir(path)) - NOT_A_RUN)
+
+
+def hold(path: str | os.PathLike) -> bool:
+    """Take `path`'s lock for this process; False when another live process holds it."""
+    key = os.path.abspath(path)
+    if key in _held:
+        return True
+    os.makedirs(key, exist_ok=True)
+    fd = os.open(os.path.join(key, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held[key] = fd
+    return True
+
+
+def release(path: str | os.PathLike) -> None:
+    """Give up this process's lock on `path` (the run ended)."""
+    fd = _held.pop(os.path.abspath(path), None)
+    if fd is not None:
+        os.close(fd)  # closing the last descriptor of the file drops the flock
+
+
+def release_all() -> None:
+    for path in list(_held):
+        release(path)
+
+
+def choose_run_dir(root: str, name: str, resume: Any) -> str:
+    """The directory a single run with this name trains in (see the module docstring)."""
+    base = os.path.join(root, name)
+    if isinstance(resume, str) and resume.lower() not in ("true", "false"):
+        return _given_run(resume)
+    candidates = _numbered(base)
+    if resume:
+        earlier = [p for p in candidates if holds_run(p)]
+        if not earlier:
+            return base  # nothing to resume: train.py says so, naming the nearest runs
+        newest = earlier[-1]
+        if not hold(newest):
+            raise ConfigError(
+                f"resume=true: {newest} is being trained by another process right now; "
+                "wait for it to end (or stop it), or drop resume=true to start a new run"
+            )
+        return newest
+    for path in candidates:
+        if os.path.abspath(path) in _held:
+            return path  # this process claimed it earlier (the value is read more than once)
+    n = 1
+    while True:  # the first that holds no run and that no other process claimed meanwhile
+        path = base if n == 1 else f"{base}-{n}"
+        if not holds_run(path) and hold(path):
+            return path
+        n += 1
+
+
+def _numbered(base: str) -> list[str]:
+    """`base`, `base-2`, ... up to the last that exists."""
+    paths = [base]
+    n = 2
+    while os.path.isdir(f"{base}-{n}"):
+        paths.append(f"{base}-{n}")
+        n += 1
+    return paths
+
+
+def _given_run(path: str) -> str:
+    if not holds_run(path):
+        raise ConfigError(
+            f"resume={path!r}: not a run directory; expected a directory a seglab run wrote "
+            "(outputs/runs/NAME), or resume=true to continue the run of these overrides"
+        )
+    if not hold(path):
+        raise ConfigError(
+            f"resume={path!r}: the run is being trained by another process right now; wait "
+            "for it to end (or stop it)"
+        )
+    return os.path.abspath(path)
+
+
+def _iteration(path: Path) -> int:
+    match = re.search(r"(\d+)\.pth$", path.name)
+    return int(match.group(1)) if match else -1
+
+
+def intact(path: Path) -> bool:
+    """A checkpoint file torch can open: torch's zip format with its closing directory (a copy
+    or a write stopped half way has none)."""
+    return path.is_file() and path.stat().st_size > 0 and zipfile.is_zipfile(path)
+
+
+def resume_checkpoint(run_dir: Path) -> tuple[Path | None, str | None]:
+    """(the checkpoint resuming `run_dir` starts from, a note when it is not the one
+    `last_checkpoint` names); (None, None) when the run has none."""
+    run_dir = Path(run_dir).resolve()
+    pointer = run_dir / "last_checkpoint"
+    text = pointer.read_text().strip() if pointer.is_file() else ""
+    named = own_file(run_dir, Path(text)) if text else None
+    if named is not None and intact(named):
+        return named, None
+    saved = sorted((p for p in run_dir.glob("*.pth") if intact(p)), key=_iteration, reverse=True)
+    if not saved:
+        return None, None
+    if named is None and not pointer.is_file():
+        why = "there is no last_checkpoint"
+    elif named is None:
+        why = "last_checkpoint is empty"
+    elif not named.is_file():
+        why = f"last_checkpoint names {named}, which does not exist"
+    else:
+        why = f"last_checkpoint names {named.name}, which is truncated"
+    return saved[0], f"{why}; resuming from {saved[0].name}, the newest intact checkpoint"
+
+
+def own_file(run_dir: Path, named: Path) -> Path:
+    """`named` as a file of `run_dir`: a run directory copied or moved elsewhere still names its
+    original's files in `last_checkpoint`; its own file of that name is the one meant."""
+    if named.parent != run_dir and (run_dir / named.name).is_file():
+        return run_dir / named.name
+    return named
+
+
+def nearest_runs(run_dir: Path, n: int = 3) -> list[str]:
+    """The runs beside `run_dir` that have a checkpoint, the most similar names first."""
+    root = Path(run_dir).parent
+    runs = (
+        [p.name for p in root.iterdir() if (p / "last_checkpoint").is_file()]
+        if root.is_dir()
+        else []
+    )
+    return [str(root / name) for name in difflib.get_close_matches(run_dir.name, runs, n, 0.0)]
+
+
+def no_checkpoint_error(run_dir: Path, resume: Any) -> ConfigError:
+    nearest = nearest_runs(run_dir)
+    hint = (
+        f"nearest runs with a checkpoint: {', '.join(nearest)}; continue one with resume=PATH"
+        if nearest
+        else f"no run under {Path(run_dir).parent} has one"
+    )
+    value = str(resume).lower() if isinstance(resume, bool) else resume
+    return ConfigError(
+        f"resume={value}: {run_dir} has no checkpoint (no earlier run of these overrides saved "
+        f"one); {hint}, or drop resume to start a new run"
+    )
+
+
+class RunDirCallback(Callback):
+    """Picks the run directory before Hydra creates it, so a refusal is one line.
+
+    `hydra.run.dir` is a resolver that claims a directory; resolved here once, it becomes a
+    plain value that Hydra then reads. (Under torchrun, TorchrunCallback did this on rank 0.)
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from seglab.distributed import _stop
+
+        HydraConfig.instance().set_config(config)  # `${hydra:...}` reads it (and locks it)
+        try:
+            run_dir = OmegaConf.select(config, "hydra.run.dir")
+        except InterpolationResolutionError as err:
+            cause = _config_error(err)
+            if cause is not None:
+                _stop(str(cause))
+            raise
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.run.dir = str(run_dir)
+
+
+def _config_error(err: BaseException | None) -> ConfigError | None:
+    """The ConfigError a resolver raised, from the chain OmegaConf wraps it in."""
+    while err is not None and not isinstance(err, ConfigError):
+        err = err.__cause__ or err.__context__
+    return err

@@ -1,0 +1,129 @@
+"""Run directories: claimed atomically, resumed as meant, kept on preemption."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_train import FEW_ITERS, train
+
+from seglab.cli import main
+
+
+def seglab_process(args: list[str]) -> subprocess.Popen:
+    """`python -m seglab ARGS` in the test's working directory, output captured as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "seglab", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def exit_line(args: list[str], capsys) -> str:
+    """Run `seglab ARGS` here; it must stop with exit code 2; return its one error line."""
+    capsys.readouterr()  # what earlier commands of the test printed
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    return line
+
+
+def test_two_identical_commands_started_together_train_apart(small_synthetic):
+    args = [*small_synthetic, *FEW_ITERS, "train_cfg.max_iters=10"]
+    processes = [seglab_process(args) for _ in range(2)]
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+    run_dirs = sorted(Path("outputs/runs").iterdir())
+    assert [p.name for p in run_dirs] == [run_dirs[0].name, f"{run_dirs[0].name}-2"]
+    for run_dir in run_dirs:
+        (log,) = run_dir.glob("*/*.log")
+        logged = re.findall(r"Iter\(train\) \[\s*(\d+)/10\]", log.read_text())
+        assert logged and len(logged) == len(set(logged)), "one run's iterations, each once"
+
+
+def test_sigterm_saves_a_checkpoint_and_the_run_continues_where_it_stopped(small_synthetic, capsys):
+    args = [
+        *small_synthetic,
+        "train_cfg.max_iters=100000",
+        "train_cfg.val_interval=100000",
+        "default_hooks.checkpoint.interval=100000",
+        "default_hooks.logger.interval=1",
+    ]
+    process = seglab_process(args)
+    try:
+        for line in process.stdout:  # trains until a few iterations are logged
+            if "Iter(train) [     3/100000]" in line:
+                break
+        # the same command with resume=true while the run is alive: refused, nothing touched
+        line = exit_line([*args, "resume=true"], capsys)
+        assert "is being trained by another process" in line
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "SIGTERM: saved iter_" in err.strip().splitlines()[-1]
+    (run_dir,) = Path("outputs/runs").iterdir()
+    saved = Path((run_dir / "last_checkpoint").read_text().strip())
+    stopped_at = int(saved.stem.split("_")[1])
+    assert saved.parent == run_dir.resolve() and stopped_at >= 3
+
+    # continue that run with a changed override: resume=PATH names the run
+    main([*args, f"train_cfg.max_iters={stopped_at + 2}", f"resume='{run_dir}'"])
+    log = sorted(run_dir.glob("*/*.log"))[-1].read_text()
+    assert f"resumed epoch: 0, iter: {stopped_at}" in log
+    assert json.loads((run_dir / "metrics.json").read_text())["iter"] == stopped_at + 2
+
+
+def test_resume_without_a_checkpoint_names_the_nearest_runs(small_synthetic, capsys):
+    earlier = train([*small_synthetic, *FEW_ITERS])
+    line = exit_line(
+        [*small_synthetic, *FEW_ITERS, "train_cfg.max_iters=30", "resume=true"], capsys
+    )
+    assert "has no checkpoint" in line and str(earlier) in line and "resume=PATH" in line
+    assert not list(Path("outputs/runs").glob("*/*/*.log"))[1:], "no second run started"
+
+
+def test_a_truncated_last_checkpoint_gives_way_to_the_newest_intact_one(small_synthetic, capsys):
+    args = [*small_synthetic, *FEW_ITERS]
+    run_dir = train(args)
+    last = run_dir / "iter_20.pth"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    capsys.readouterr()
+    main([*args, "resume=true"])
+    assert "resuming from iter_10.pth, the newest intact checkpoint" in capsys.readouterr().out
+    assert "resumed epoch: 0, iter: 10" in sorted(run_dir.glob("*/*.log"))[-1].read_text()
+
+
+def test_a_copied_run_directory_tests_its_own_checkpoints(small_synthetic):
+    original = train([*small_synthetic, *FEW_ITERS])
+    copy = Path("copied-run")
+    shutil.copytree(original, copy)
+    shutil.rmtree(original)
+    main(["test", f"run_dir={copy}"])
+    tested = json.loads((copy / "test_metrics.json").read_text())
+    assert Path(tested["checkpoint"]) == (copy / "iter_20.pth").resolve()
+
+
+def test_a_run_without_validation_finishes_and_a_sweep_skips_it(small_synthetic, capsys):
+    # mmengine's way: no validation loop, data or metric (the test split follows val's)
+    no_val = ["val_cfg=null", "val_dataloader=null", "val_evaluator=null", "test_cfg=null"]
+    run_dir = train([*small_synthetic, *FEW_ITERS, *no_val])
+    assert json.loads((run_dir / "metrics.json").read_text()) == {"iter": 20, "mIoU": None}
+    assert "without validation" in capsys.readouterr().out
+
+    sweep = ["-m", *small_synthetic, *FEW_ITERS, *no_val, "randomness.seed=0,1"]
+    main(sweep)
+    main(sweep)
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 2
