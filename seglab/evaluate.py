@@ -48,7 +48,9 @@ def last_checkpoint(run_dir: Path) -> Path:
             "expected a seglab run directory, or give checkpoint=PATH"
         )
     if note:
-        print(f"seglab: {note.replace('resuming from', 'testing')}", flush=True)
+        print(
+            f"seglab: {note}; testing {checkpoint.name}, the newest intact checkpoint", flush=True
+        )
     return checkpoint
 
 

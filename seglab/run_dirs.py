@@ -134,8 +134,8 @@ def intact(path: Path) -> bool:
 
 
 def resume_checkpoint(run_dir: Path) -> tuple[Path | None, str | None]:
-    """(the checkpoint resuming `run_dir` starts from, a note when it is not the one
-    `last_checkpoint` names); (None, None) when the run has none."""
+    """(the run's newest intact checkpoint, why it is not the one `last_checkpoint` names or
+    None when it is); (None, None) when the run has none."""
     run_dir = Path(run_dir).resolve()
     pointer = run_dir / "last_checkpoint"
     text = pointer.read_text().strip() if pointer.is_file() else ""
@@ -153,7 +153,7 @@ def resume_checkpoint(run_dir: Path) -> tuple[Path | None, str | None]:
         why = f"last_checkpoint names {named}, which does not exist"
     else:
         why = f"last_checkpoint names {named.name}, which is truncated"
-    return saved[0], f"{why}; resuming from {saved[0].name}, the newest intact checkpoint"
+    return saved[0], why
 
 
 def own_file(run_dir: Path, named: Path) -> Path:

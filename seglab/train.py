@@ -124,7 +124,10 @@ def train(
         if checkpoint is None and not sweeping:
             raise run_dirs.no_checkpoint_error(run_dir, cfg.resume)
         if note and launch_rank() == 0:
-            print(f"seglab: {note}", flush=True)
+            print(
+                f"seglab: {note}; resuming from {checkpoint.name}, the newest intact checkpoint",
+                flush=True,
+            )
     mm_cfg = prepare_run(cfg, run_dir, choices)
     # resume from the run's own checkpoint (mmengine resumes from load_from when it is set)
     mm_cfg.resume = checkpoint is not None
