@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.seglab-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench clean zoo
 
 install: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import mmcv.ops" 2>/dev/null || \
 	  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PY) -m pip install --no-build-isolation mmcv==2.1.0
 	# compat mode: Hydra finds seglab's plugins in the hydra_plugins namespace on sys.path
-	$(PY) -m pip install -e '.[dev]' --config-settings editable_mode=compat
+	$(PY) -m pip install -e '.[dev,zoo]' --config-settings editable_mode=compat
 	$(PY) -c "import mmcv.ops, mmseg, hydra, seglab"
 	touch $@
 
@@ -42,3 +42,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
+
+# Regenerate the zoo (conf/model, conf/dataset, conf/schedule options named as upstream's
+# _base_ files, conf/_delete_, experiments/<family>/) from the installed mmsegmentation.
+zoo: install
+	$(PY) -m seglab.zoo_generate

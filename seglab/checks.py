@@ -17,13 +17,19 @@ from mmengine.config import Config
 from seglab.crop_memory import check_crop_memory
 from seglab.data_checks import check_data_files, dataset_classes, leaf_datasets
 from seglab.errors import ConfigError
+from seglab.requirements import AMP_DEVICES, check_requirements
 
 URL_SCHEMES = ("http://", "https://", "open-mmlab://", "openmmlab://", "mmcls://", "torchvision://")
 
 
-def check_before_training(cfg: Config, network_timeout: float = 3.0) -> None:
+def check_before_training(cfg: Config, network_timeout: float = 3.0, amp: bool = False) -> None:
+    """`amp`: seglab's amp=true made the optim_wrapper an AmpOptimWrapper; its need of a GPU is
+    then named by that flag rather than by the config key the flag set."""
+    if amp:
+        check_amp_device(cfg)
+    # packages, devices and compiled ops the config needs: before anything reads data
+    check_requirements(cfg)
     check_launcher(cfg)
-    check_amp_device(cfg)
     check_class_counts(cfg)
     largest_image = check_data_files(cfg)
     check_weights_reachable(cfg, network_timeout)
@@ -49,10 +55,12 @@ def check_launcher(cfg: Config) -> None:
 
 
 def check_amp_device(cfg: Config) -> None:
-    """mmengine's AmpOptimWrapper runs on CUDA, NPU, MLU or MUSA devices, not on a CPU."""
+    """amp=true: mmengine's AmpOptimWrapper runs on CUDA, NPU, MLU or MUSA devices, not on a CPU.
+    (A config whose own optim_wrapper is an AmpOptimWrapper is refused by check_requirements,
+    naming optim_wrapper.type.)"""
     from mmengine.device import get_device
 
-    if cfg.optim_wrapper.get("type") == "AmpOptimWrapper" and get_device() == "cpu":
+    if cfg.optim_wrapper.get("type") == "AmpOptimWrapper" and get_device() not in AMP_DEVICES:
         raise ConfigError(
             "amp=true: mixed precision needs a GPU (mmengine's AmpOptimWrapper); this machine "
             "has none, so train with amp=false"
@@ -67,15 +75,37 @@ def _heads(model: dict) -> Iterator[tuple[str, dict]]:
             yield (f"model.{name}" + (f"[{i}]" if len(heads) > 1 else "")), h
 
 
+# Heads whose classes are not the data set's: STDC's detail head learns boundary or not (it
+# turns each label map into a boundary map), whatever the data set's classes.
+HEAD_CLASSES = {"STDCHead": (2, "STDCHead predicts boundary or not")}
+
+
 def check_class_counts(cfg: Config) -> None:
-    key, dataset = next(leaf_datasets(cfg))
-    classes = dataset_classes(dataset)
-    if classes is None:
-        return
-    for head_key, head in _heads(cfg.model):
-        num = head.get("num_classes")
-        # a binary head may predict one sigmoid channel for two classes (mmseg's out_channels)
-        if num is not None and num != len(classes) and head.get("out_channels") != 1:
+    """Every head predicts as many classes as each data set it trains and is scored on declares.
+
+    An open-vocabulary model (SAN: `model.text_encoder`) names its classes with its text
+    encoder's vocabulary, set to the data set it is scored on; upstream's SAN configs for VOC
+    evaluate weights trained on COCO-Stuff and keep the base's 21-class VOC train set beside
+    their 20-class test sets (VOC's background mapped to ignore), so only the val and test data
+    sets are compared there.
+    """
+    open_vocabulary = cfg.model.get("text_encoder") is not None
+    for key, dataset in leaf_datasets(cfg):
+        if open_vocabulary and key.startswith("train_dataloader"):
+            continue
+        classes = dataset_classes(dataset)
+        if classes is None:
+            continue
+        for head_key, head in _heads(cfg.model):
+            num = head.get("num_classes")
+            # a binary head may predict one sigmoid channel for two classes (mmseg's out_channels)
+            if num is None or head.get("out_channels") == 1:
+                continue
+            expected, what = HEAD_CLASSES.get(head.get("type"), (len(classes), None))
+            if num == expected:
+                continue
+            if what is not None:
+                raise ConfigError(f"{head_key}.num_classes={num}: {what}, expected {expected}")
             raise ConfigError(
                 f"{head_key}.num_classes={num}: the data set ({key}.type={dataset['type']!r}) "
                 f"has {len(classes)} classes; set dataset.num_classes (every head follows it)"

@@ -14,6 +14,8 @@ USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as pytho
        seglab report DIR                          compare the runs of a sweep or run directory
        seglab test run_dir=DIR [checkpoint=PATH] [tta=true] [show_dir=PATH] [KEY=VALUE ...]
        seglab infer checkpoint=PATH image=PATH out=DIR [device=cuda:0] [config=PATH]
+       seglab list [PATTERN ...]                  upstream's configs, as experiment=FAMILY/NAME
+       seglab import FILE.py [out=PATH]           a mmseg config of your own as an experiment
        seglab env                                 check the installation"""
 
 
@@ -78,6 +80,18 @@ def fixed_keys(overrides: Sequence[str]) -> list[str]:
     return [o.key_or_group for o in parsed if not o.is_sweep_override()]
 
 
+def list_command(args: Sequence[str]) -> None:
+    from seglab.zoo_index import list_command as run
+
+    run(args)
+
+
+def import_command(args: Sequence[str]) -> None:
+    from seglab.config_import import import_command as run
+
+    run(args)
+
+
 def env_command(args: Sequence[str]) -> None:
     from seglab.environment import check_environment
 
@@ -105,6 +119,8 @@ COMMANDS = {
     "report": report_command,
     "test": test_command,
     "infer": infer_command,
+    "list": list_command,
+    "import": import_command,
     "env": env_command,
 }
 

@@ -7,6 +7,7 @@ turned into lists become tuples again, because mmseg asserts them (RandomCrop, R
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,16 @@ def config_text(cfg: Config, header: str = "") -> str:
     """
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
     return "\n".join(lines) + ("\n" if lines else "") + cfg.pretty_text
+
+
+def overrides_to_config(overrides: Sequence[str]) -> Config:
+    """The mmengine Config that `python -m seglab OVERRIDES` trains.
+
+    A composition that only picks group options is its own reference; value overrides are
+    checked against the same options composed without them (tuples, kinds, lengths)."""
+    from seglab.compose import compose, compose_reference, only_group_choices
+
+    cfg = compose(overrides)
+    if only_group_choices(overrides):
+        return to_mm_config(cfg)
+    return to_mm_config(cfg, reference=compose_reference(cfg.hydra.runtime.choices))

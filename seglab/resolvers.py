@@ -23,6 +23,8 @@ def as_tuple(*items: Any) -> tuple:
     mmseg asserts tuples in places (RandomCrop.crop_size, Resize.scale) while OmegaConf only
     knows lists; a resolver's tuple survives `OmegaConf.to_container`.
     """
+    if items == (None,):
+        return None  # a data set without a crop size: no size where it would go
     if len(items) == 1 and isinstance(items[0], (list, tuple, ListConfig)):
         items = tuple(items[0])
     return tuple(OmegaConf.to_container(i) if isinstance(i, ListConfig) else i for i in items)

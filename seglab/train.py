@@ -45,7 +45,9 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
     synthetic = cfg.get("dataset", {}).get("synthetic")
     if synthetic is not None:
         ensure_synthetic_dataset(cfg.dataset.data_root, **synthetic)
-    check_before_training(mm_cfg)
+    # amp=true on a config whose optimizer wrapper is an AmpOptimWrapper already changes nothing
+    amp = bool(cfg.get("amp")) and OmegaConf.select(cfg, "optim_wrapper.type") != "AmpOptimWrapper"
+    check_before_training(mm_cfg, amp=amp)
     mm_cfg.work_dir = str(run_dir)
     if launch_rank() == 0:  # in a multi-process run, one process writes the run directory
         write_config(

@@ -1,0 +1,156 @@
+"""`seglab import FILE.py [out=PATH]`: a user's own mmseg config as a seglab experiment.
+
+The file is executed by mmengine (its `_base_` chain, `_delete_=True`, module-level variables),
+as `tools/train.py` would; its upstream bases pick seglab's group options and parent experiment,
+the generator's solver writes what differs, and the experiment is exported again and compared
+with the file by the parity rule before seglab says it is done.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+from hydra.core.global_hydra import GlobalHydra
+from mmengine.config import Config
+
+from seglab.compose import CONF_DIR
+from seglab.errors import ConfigError
+from seglab.parity import RUNNER_KEYS, UPSTREAM_CONFIGS, differences, runner_view
+
+EXPERIMENTS = CONF_DIR / "experiment"
+SCOPE = "mmseg::"
+
+
+def load(path: Path) -> Config:
+    """The user's file as mmengine loads it; any failure is one line naming file and reason."""
+    if not path.is_file():
+        raise ConfigError(f"import {path}: no such file")
+    try:
+        return Config.fromfile(str(path), import_custom_modules=False)
+    except Exception as err:  # mmengine raises many kinds; the user needs the first line
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        kind = type(err).__name__
+        raise ConfigError(f"import {path}: cannot load it ({kind}: {reason})") from None
+
+
+def file_bases(path: Path) -> list[Path]:
+    """The files `path` names in `_base_`: relative to it, or `mmseg::` inside mmseg's configs."""
+    tree = ast.parse(path.read_text(), str(path))
+    for node in tree.body:
+        targets = getattr(node, "targets", [])
+        if isinstance(node, ast.Assign) and getattr(targets[0], "id", None) == "_base_":
+            value = ast.literal_eval(node.value)
+            names = [value] if isinstance(value, str) else list(value)
+            return [
+                UPSTREAM_CONFIGS / n[len(SCOPE) :] if n.startswith(SCOPE) else path.parent / n
+                for n in names
+            ]
+    return []
+
+
+def upstream_bases(path: Path) -> list[str]:
+    """The upstream files (relative to mmseg's configs/) the chain of `path` starts from; the
+    user's own bases are looked through to theirs (their values are in the evaluated config)."""
+    found: list[str] = []
+    upstream = UPSTREAM_CONFIGS.resolve()
+    for base in file_bases(path):
+        resolved = base.resolve()
+        if resolved.is_relative_to(upstream):
+            found.append(str(resolved.relative_to(upstream)))
+        else:
+            found += upstream_bases(resolved)
+    return found
+
+
+def import_config(path: Path, out: Path) -> list[str]:
+    """Write the experiment for `path` at `out` (under experiments/); return its notes."""
+    from seglab.zoo_generate import experiment_text, plan, write_delete
+
+    cfg = load(path)
+    full = cfg.to_dict()
+    target = {k: full[k] for k in RUNNER_KEYS if k in full}
+    bases = upstream_bases(path)
+    name = experiment_name(out)
+    GlobalHydra.instance().clear()
+    try:
+        with hydra.initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            parents = [b for b in bases if not b.startswith("_base_/")]
+            choices = {}
+            if parents:
+                parent = parents[0].removesuffix(".py")
+                composed = hydra.compose(
+                    "config", [f"experiment={parent}"], return_hydra_config=True
+                )
+                choices[parent] = dict(composed.hydra.runtime.choices)
+            parent, picks = plan(bases, target, choices)
+            header = [
+                f"# Imported from {path} by `seglab import`; the file's own values below.",
+                f"#   python -m seglab experiment={name}",
+            ]
+            text, deletes, notes, _ = experiment_text(CONF_DIR, parent, picks, target, header)
+    except ConfigError as err:
+        raise ConfigError(f"import {path}: {err}") from None
+    finally:
+        GlobalHydra.instance().clear()
+    for dotted in deletes:
+        write_delete(CONF_DIR, dotted)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return notes
+
+
+def experiment_name(out: Path) -> str:
+    try:
+        relative = out.resolve().relative_to(EXPERIMENTS.resolve())
+    except ValueError:
+        raise ConfigError(
+            f"out={out}: expected a path under {EXPERIMENTS.resolve()} (experiments/), so "
+            "that experiment=NAME finds it"
+        ) from None
+    if relative.suffix != ".yaml":
+        raise ConfigError(f"out={out}: expected a .yaml file")
+    return str(relative.with_suffix(""))
+
+
+def parity_with(path: Path, name: str) -> list[str]:
+    """Exporting experiment=NAME against the file itself, by the parity rule."""
+    from seglab.compose import compose, compose_reference
+    from seglab.convert import config_text, to_mm_config
+
+    cfg = compose([f"experiment={name}"])
+    exported = to_mm_config(cfg, reference=compose_reference(cfg.hydra.runtime.choices))
+    ours = Config.fromstring(config_text(exported), ".py")
+    return differences(runner_view(ours), runner_view(load(path)))
+
+
+def import_command(args: Sequence[str]) -> None:
+    if any(a in ("-h", "--help") for a in args) or not args:
+        print("usage: seglab import FILE.py [out=experiments/NAME.yaml]")
+        if not args:
+            raise ConfigError("import: expected a config file")
+        return
+    files = [a for a in args if not a.startswith("out=")]
+    outs = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
+    if len(files) != 1:
+        raise ConfigError(f"import {' '.join(files)}: expected one config file")
+    path = Path(files[0])
+    out = Path(outs[-1]) if outs else EXPERIMENTS / f"{path.stem}.yaml"
+    name = experiment_name(out)
+    if out.exists():
+        raise ConfigError(f"out={out}: exists; remove it or choose another out=PATH")
+    notes = import_config(path, out)
+    for note in notes:
+        print(f"note: {note}")
+    diffs = parity_with(path, name)
+    if diffs:
+        raise ConfigError(
+            f"wrote {out}, but exporting it differs from {path} at {diffs[0]} "
+            f"({len(diffs)} differences)"
+        )
+    print(
+        f"wrote {out}: `python -m seglab experiment={name}` exports a config equal to {path} "
+        "on every key the Runner reads"
+    )

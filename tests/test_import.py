@@ -1,0 +1,108 @@
+"""`seglab import`: a user's own mmseg config becomes an experiment that exports back to it."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from seglab.cli import main as seglab_main
+from seglab.compose import CONF_DIR
+from seglab.parity import UPSTREAM_CONFIGS
+
+EXPERIMENTS = CONF_DIR / "experiment"
+
+USER_BASE = """
+_base_ = ['mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py']
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(backbone=dict(norm_cfg=norm_cfg), decode_head=dict(norm_cfg=norm_cfg))
+"""
+
+USER_CONFIG = """
+_base_ = ['./my_base.py']
+crop_size = (640, 640)
+data_root = '/data/mine'
+data_preprocessor = dict(size=crop_size)
+model = dict(
+    data_preprocessor=data_preprocessor,
+    decode_head=dict(_delete_=True, type='FCNHead', in_channels=2048, in_index=3, channels=256,
+                     num_classes=19, loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(2048, 1024), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+optim_wrapper = dict(_delete_=True, type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4))
+"""
+
+
+@pytest.fixture
+def out_name():
+    """A fresh experiment name under experiments/, removed afterwards."""
+    name = f"imported-{uuid.uuid4().hex[:8]}"
+    yield name
+    (EXPERIMENTS / f"{name}.yaml").unlink(missing_ok=True)
+
+
+def _body(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith("#")]
+
+
+def test_an_upstream_config_imports_as_its_generated_experiment(out_name, capsys):
+    rel = "segformer/segformer_mit-b5_8xb2-160k_ade20k-640x640"
+    seglab_main(
+        ["import", str(UPSTREAM_CONFIGS / f"{rel}.py"), f"out={EXPERIMENTS}/{out_name}.yaml"]
+    )
+    assert "exports a config equal to" in capsys.readouterr().out
+    imported = (EXPERIMENTS / f"{out_name}.yaml").read_text()
+    assert _body(imported) == _body((EXPERIMENTS / f"{rel}.yaml").read_text())
+
+
+def test_a_user_config_with_delete_crop_and_data_root_comes_back_equal(tmp_path, out_name, capsys):
+    (tmp_path / "my_base.py").write_text(USER_BASE)
+    (tmp_path / "my_pspnet.py").write_text(USER_CONFIG)
+    seglab_main(["import", str(tmp_path / "my_pspnet.py"), f"out={EXPERIMENTS}/{out_name}.yaml"])
+    assert "exports a config equal to" in capsys.readouterr().out
+    text = (EXPERIMENTS / f"{out_name}.yaml").read_text()
+    # the parent experiment and the shared values, set once
+    assert "/experiment/pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024" in text
+    assert "crop_size: [640, 640]" in text and "data_root: /data/mine" in text
+    assert text.count("640") == 2 and text.count("/data/mine") == 1
+    assert "/_delete_/model.decode_head" in text and "/_delete_/optim_wrapper" in text
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("model = dict(\n", "cannot load it (SyntaxError"),
+        ("_base_ = ['./missing_base.py']\n", "cannot load it"),
+    ],
+)
+def test_a_file_that_does_not_load_is_one_line(tmp_path, content, reason, capsys):
+    path = tmp_path / "broken.py"
+    path.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        seglab_main(["import", str(path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and reason in err
+    assert not (EXPERIMENTS / "broken.yaml").exists()
+
+
+def test_an_existing_experiment_is_not_overwritten(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        seglab_main(
+            [
+                "import",
+                str(UPSTREAM_CONFIGS / "fcn/fcn_r50-d8_4xb4-20k_voc12aug-512x512.py"),
+                f"out={EXPERIMENTS}/demo.yaml",
+            ]
+        )
+    assert "exists" in capsys.readouterr().err
+    assert "The demo" in (EXPERIMENTS / "demo.yaml").read_text()
