@@ -168,7 +168,12 @@ def resolve_weights_url(source: str) -> str | None:
             name = get_deprecated_model_names().get(name, name)
             url = get_external_models().get(name)
             return url if url and url.startswith(("http://", "https://")) else None
-    return None  # mmcls:// and torchvision:// resolve inside their own packages
+    if source.startswith("mmcls://"):
+        from mmengine.runner.checkpoint import get_mmcls_models
+
+        url = get_mmcls_models().get(source[len("mmcls://") :])
+        return url if url and url.startswith(("http://", "https://")) else None
+    return None  # torchvision:// resolves inside torchvision (a requirement of its own)
 
 
 def _in_torch_hub_cache(url: str) -> bool:

@@ -215,7 +215,9 @@ def solve(base: dict, target: dict, link: Any = None) -> Solution:
         ):
             break
     left = list(diffs(resolve(work), target))
-    raise ConfigError(f"no YAML reaches upstream's values at {_dotted(left[0][0])} ({left[0][1]})")
+    path, kind = left[0]
+    wanted = repr(_get(target, path)) if kind != "extra" else "no such key"
+    raise ConfigError(f"{_dotted(path)}={wanted[:80]}: seglab's YAML cannot express it ({kind})")
 
 
 def _candidate(work: dict, d: Diff, target: dict, link: Any, cut: int | None) -> dict:

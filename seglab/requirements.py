@@ -130,6 +130,17 @@ def _types(key: str, node: Any) -> Iterator[tuple[str, str]]:
             yield from _types(f"{key}[{i}]", v)
 
 
+def _strings(key: str, node: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(node, str):
+        yield key, node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _strings(f"{key}.{k}", v)
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _strings(f"{key}[{i}]", v)
+
+
 def requirements(
     cfg: dict | Config,
     is_installed: Callable[[str], bool] = _importable,
@@ -165,6 +176,11 @@ def requirements(
                 need(f"mmcv op {op}, which has no CPU kernel", why, GPU_OPS, has_gpu())
             if key == "optim_wrapper.type" and name == "AmpOptimWrapper":
                 need("a GPU", why, AMP_HOW, has_gpu())
+    # mmengine loads torchvision:// weights through torchvision's model zoo
+    for key, source in _strings("model", cfg.get("model", {})):
+        if source.startswith("torchvision://"):
+            how = f"{TORCHVISION}; or train from scratch with {key}=null"
+            need("torchvision", f"{key}={source!r}", how)
     imports = cfg.get("custom_imports") or {}
     if not imports.get("allow_failed_imports", False):
         modules = imports.get("imports", [])

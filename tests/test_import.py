@@ -106,3 +106,18 @@ def test_an_existing_experiment_is_not_overwritten(tmp_path, capsys):
         )
     assert "exists" in capsys.readouterr().err
     assert "The demo" in (EXPERIMENTS / "demo.yaml").read_text()
+
+
+def test_a_value_yaml_cannot_hold_is_one_line_naming_its_key(tmp_path, capsys):
+    """A tuple of dicts has no OmegaConf form: the key and the value, not a traceback."""
+    path = tmp_path / "odd.py"
+    path.write_text(
+        "_base_ = ['mmseg::fcn/fcn_r50-d8_4xb4-20k_voc12aug-512x512.py']\n"
+        "model = dict(decode_head=dict(extra=(dict(a=1),)))\n"
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        seglab_main(["import", str(path), f"out={EXPERIMENTS}/odd-{uuid.uuid4().hex[:6]}.yaml"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "model.decode_head.extra=({'a': 1},)" in err and "cannot express" in err

@@ -36,8 +36,11 @@ def needs(name: str, **kwargs) -> dict[str, str]:
     return {r.what: r.why for r in requirements(upstream(name), **kwargs)}
 
 
-def test_mask2former_needs_mmdet():
-    assert needs(MASK2FORMER) == {"mmdet": "model.decode_head.type='Mask2FormerHead'"}
+def test_mask2former_needs_mmdet_and_for_its_weights_torchvision():
+    assert needs(MASK2FORMER) == {
+        "mmdet": "model.decode_head.type='Mask2FormerHead'",
+        "torchvision": "model.backbone.init_cfg.checkpoint='torchvision://resnet50'",
+    }
 
 
 def test_convnext_needs_mmpretrain_torchvision_and_a_gpu():
@@ -140,3 +143,20 @@ def test_san_head_disagreeing_with_its_test_set_is_refused():
     cfg.model.decode_head.num_classes = 21
     with pytest.raises(ConfigError, match=r"num_classes=21: the data set \(val_dataloader.*20 cl"):
         check_class_counts(cfg)
+
+
+def test_torchvision_weights_need_torchvision():
+    """mmengine loads torchvision:// through torchvision: Mask2Former-R50 needs it too."""
+    cfg = Config.fromfile(
+        str(UPSTREAM_CONFIGS / "mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py"),
+        import_custom_modules=False,
+    )
+    needs = {r.what: r.why for r in requirements(cfg)}
+    assert needs["torchvision"] == "model.backbone.init_cfg.checkpoint='torchvision://resnet50'"
+
+
+def test_mmcls_weights_resolve_to_the_url_mmengine_downloads():
+    from seglab.checks import resolve_weights_url
+
+    url = resolve_weights_url("mmcls://mobilenet_v2")
+    assert url is not None and url.startswith("https://download.openmmlab.com/mmclassification/")
