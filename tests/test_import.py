@@ -42,6 +42,15 @@ optim_wrapper = dict(_delete_=True, type='OptimWrapper', optimizer=dict(type='Ad
 """
 
 
+@pytest.fixture(autouse=True)
+def no_new_delete_configs():
+    """An import may add conf/_delete_/ files for its experiment: the test's are removed."""
+    before = set((CONF_DIR / "_delete_").glob("*.yaml"))
+    yield
+    for path in set((CONF_DIR / "_delete_").glob("*.yaml")) - before:
+        path.unlink()
+
+
 @pytest.fixture
 def out_name():
     """A fresh experiment name under experiments/, removed afterwards."""
