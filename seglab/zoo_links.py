@@ -72,7 +72,7 @@ def _candidates(key: Any, parent: dict | None, path: tuple) -> list[str]:
     return {
         "num_classes": ["dataset.num_classes"],
         "crop_size": ["dataset.crop_size"],
-        "size": ["dataset.crop_size"] if kind == "SegDataPreProcessor" else [],
+        "size": ["dataset.crop_size"] if kind in ("SegDataPreProcessor", "Pad") else [],
         "data_root": ["dataset.data_root"],
         "type": ["dataset.type"]
         if isinstance(parent, dict) and ("data_prefix" in parent or "data_root" in parent)

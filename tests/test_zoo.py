@@ -97,6 +97,8 @@ def test_dataset_shared_values_reach_every_use(dataset, crop, classes):
     assert leaves and all(d["data_root"] == "/data/elsewhere" for d in leaves)
     crops = [s for d in leaves for s in d.get("pipeline", []) if s["type"] == "RandomCrop"]
     assert all(s["crop_size"] == crop for s in crops)
+    pads = [s for d in leaves for s in d.get("pipeline", []) if s["type"] == "Pad"]
+    assert all(s["size"] == crop for s in pads)
 
 
 def _leaf_datasets(dataset: dict) -> list[dict]:
