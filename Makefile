@@ -29,8 +29,10 @@ demo: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# compose, convert, parity of the named configs, checks, bad input, resolvers, data: no Runner,
+# no other process (markers in pyproject.toml); two pytest workers, one per core
 test-fast: install
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -m "not train and not processes and not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check seglab tests bench hydra_plugins

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections.abc import Sequence
 
-from seglab.errors import ConfigError
+from seglab.errors import ConfigError, exit_with_error
 
 USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as python -m seglab ...)
        seglab export [OVERRIDES] [out=PATH]      write the mmseg config (stdout without out=)
@@ -20,14 +18,12 @@ USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as pytho
 
 
 def export_command(args: Sequence[str]) -> None:
-    from seglab.compose import compose, compose_reference
-    from seglab.convert import config_text, to_mm_config, write_config
+    from seglab.convert import config_text, overrides_to_config, write_config
     from seglab.masking import mask_overrides
 
     out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
     overrides = [a for a in args if not a.startswith("out=")]
-    cfg = compose(overrides)
-    mm_cfg = to_mm_config(cfg, reference=compose_reference(cfg.hydra.runtime.choices))
+    mm_cfg = overrides_to_config(overrides)
     header = f"Written by `seglab export {' '.join(mask_overrides(overrides))}`"
     if out:
         path = write_config(mm_cfg, out[-1], header=header)
@@ -48,36 +44,21 @@ def report_command(args: Sequence[str]) -> None:
 
 
 def train_command(args: Sequence[str]) -> None:
-    from seglab.compose import check_group_choices
+    from seglab.compose import check_group_choices, check_plugin_values
 
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
     check_group_choices(overrides)
+    check_plugin_values(overrides)  # a sweeper's or launcher's value, typed in ConfigStore
     from seglab import train
 
-    # A sweep's directory is named after its command line, so the same sweep launched again
-    # finds its jobs (Hydra resolves `hydra.sweep.dir` once per job, with the job's overrides).
-    os.environ["SEGLAB_SWEEP"] = sweep_name(overrides)
-    os.environ["SEGLAB_SWEEP_FIXED"] = json.dumps(fixed_keys(overrides))
-    sys.argv = [sys.argv[0], *args]  # Hydra reads its flags and overrides from sys.argv
-    train.main()
-
-
-def sweep_name(overrides: Sequence[str]) -> str:
-    """The sweep directory's name: the task's overrides (not Hydra's own: a launcher or a
-    sweeper setting does not change what the jobs compute), secret values masked."""
-    from seglab.masking import mask_overrides
-    from seglab.resolvers import run_name
-
-    task = sorted(o for o in overrides if not o.lstrip("+~").startswith("hydra"))
-    return run_name(",".join(mask_overrides(task)))
-
-
-def fixed_keys(overrides: Sequence[str]) -> list[str]:
-    """The keys a sweep's command line sets to one value (not swept)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return [o.key_or_group for o in parsed if not o.is_sweep_override()]
+    # @hydra.main takes its flags and overrides from sys.argv and nowhere else: set for the
+    # run, given back after it (to a test, or any other caller of main in its own process).
+    argv = sys.argv
+    sys.argv = [argv[0], *args]
+    try:
+        train.main()
+    finally:
+        sys.argv = argv
 
 
 def list_command(args: Sequence[str]) -> None:
@@ -101,8 +82,8 @@ def env_command(args: Sequence[str]) -> None:
         raise ConfigError("; ".join(problems))
 
 
-def test_command(args: Sequence[str]) -> None:
-    from seglab.evaluate import test_command as run
+def evaluate_command(args: Sequence[str]) -> None:
+    from seglab.evaluate import evaluate_command as run
 
     run(args)
 
@@ -117,7 +98,7 @@ COMMANDS = {
     "train": train_command,
     "export": export_command,
     "report": report_command,
-    "test": test_command,
+    "test": evaluate_command,
     "infer": infer_command,
     "list": list_command,
     "import": import_command,
@@ -134,5 +115,4 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         command(args)
     except ConfigError as err:
-        print(f"seglab: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_with_error(err)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import enum
+import re
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from seglab import resolvers  # noqa: F401  (registers the resolvers the YAML uses)
 from seglab.errors import ConfigError
@@ -73,12 +81,101 @@ def only_group_choices(overrides: Sequence[str]) -> bool:
 
 
 def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictConfig:
-    """The config `python -m seglab OVERRIDES` would run, with its `hydra` node."""
+    """The config `python -m seglab OVERRIDES` would run, with its `hydra` node.
+
+    A value that a typed node refuses (the sweepers' and launchers' options are dataclasses)
+    is a ConfigError naming the key, the value and the type expected.
+    """
     check_group_choices(overrides, conf_dir)
-    if GlobalHydra.instance().is_initialized():
-        return hydra.compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
-    with hydra.initialize_config_dir(str(conf_dir), version_base="1.3"):
-        return hydra.compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    try:
+        if GlobalHydra.instance().is_initialized():
+            return hydra.compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+        with hydra.initialize_config_dir(str(conf_dir), version_base="1.3"):
+            return hydra.compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    except ConfigCompositionException as err:
+        error = typed_node_error(err.__cause__, overrides)
+        if error is None:
+            raise
+        raise error from None
+
+
+# the nodes of Hydra's plugins: the sweeper's and the launcher's options
+PLUGIN_KEYS = ("hydra.sweeper", "hydra.launcher")
+
+
+def check_plugin_values(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
+    """A wrong value for the sweeper or the launcher (`hydra.sweeper.n_trials=abc`,
+    `hydra.launcher.devices=x`) is one line naming the key, before Hydra starts: Hydra would
+    refuse it with a message of several lines (their options are typed: seglab's in
+    hydra_plugins/seglab_plugins/config.py, Hydra's own in its joblib and submitit plugins).
+
+    Composes the config only where an override sets such a value; sweeps (`model=a,b`,
+    `lr=interval(...)`) are left out, as they cannot change the sweeper's or launcher's node.
+    """
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    if not any(o.key_or_group.startswith(PLUGIN_KEYS) for o in parsed):
+        return
+    compose(
+        [line for line, o in zip(overrides, parsed, strict=True) if not o.is_sweep_override()],
+        conf_dir,
+    )
+
+
+def typed_node_error(cause: BaseException | None, overrides: Sequence[str]) -> ConfigError | None:
+    """OmegaConf's error for a value or key a structured config refuses, as one line:
+    `KEY=VALUE: expected ...`; None for any other error."""
+    if not isinstance(cause, ValidationError | ConfigAttributeError | ConfigKeyError):
+        return None
+    full_key, object_type = str(getattr(cause, "full_key", "")), getattr(cause, "object_type", None)
+    if dataclasses.is_dataclass(object_type):
+        try:
+            key, fields = full_key, typing.get_type_hints(object_type)
+        except (NameError, TypeError):  # annotations that do not resolve here
+            return None
+        expected = _describe(fields[cause.key]) if cause.key in fields else None
+    elif isinstance(cause, ValidationError) and getattr(cause, "ref_type", Any) is not Any:
+        # an element of a typed list or dict: the container's key and type
+        key = re.sub(r"(\[[^]]*\]|\.[^.\[]*)$", "", full_key)
+        fields, expected = {}, _describe(cause.ref_type)
+    else:
+        return None
+    value = cause.value
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if override.key_or_group == key:
+            value = override.get_value_element_as_str()
+    if expected is not None:
+        return ConfigError(f"{key}={value}: expected {expected}")
+    # a key the node does not have
+    options = [f for f in fields if f != "_target_"]
+    near = difflib.get_close_matches(str(cause.key), options, n=1)
+    if near:
+        hint = f"did you mean {near[0]}?"
+    elif options:
+        hint = f"expected one of: {', '.join(options)}"
+    else:
+        group = key.rsplit(".", 1)[0].replace(".", "/")
+        hint = f"{object_type.__name__} takes no options (pick another with {group}=NAME)"
+    return ConfigError(f"{key}={value}: no such key; {hint}")
+
+
+_PLURALS = {int: "integers", float: "numbers", str: "strings", bool: "true or false values"}
+
+
+def _describe(type_: Any) -> str:
+    """A field's type in words: `an integer`, `a list of integers or null`, `one of a, b`."""
+    origin, args = typing.get_origin(type_), typing.get_args(type_)
+    if origin in (typing.Union, types.UnionType):
+        kinds = [a for a in args if a is not type(None)]
+        words = " or ".join(_describe(a) for a in kinds)
+        return f"{words} or null" if len(kinds) < len(args) else words
+    if origin in (list, tuple, Sequence):
+        return f"a list of {_PLURALS.get(args[0], 'values') if args else 'values'}"
+    if origin in (dict, Mapping):
+        return f"a mapping to {_PLURALS.get(args[1], 'values')}" if len(args) == 2 else "a mapping"
+    if isinstance(type_, type) and issubclass(type_, enum.Enum):
+        return "one of " + ", ".join(type_.__members__)
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    return words.get(type_, getattr(type_, "__name__", str(type_)))
 
 
 def compose_reference(choices: Mapping[str, str | None], conf_dir: Path = CONF_DIR) -> DictConfig:

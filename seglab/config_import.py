@@ -117,11 +117,9 @@ def experiment_name(out: Path) -> str:
 
 def parity_with(path: Path, name: str) -> list[str]:
     """Exporting experiment=NAME against the file itself, by the parity rule."""
-    from seglab.compose import compose, compose_reference
-    from seglab.convert import config_text, to_mm_config
+    from seglab.convert import config_text, overrides_to_config
 
-    cfg = compose([f"experiment={name}"])
-    exported = to_mm_config(cfg, reference=compose_reference(cfg.hydra.runtime.choices))
+    exported = overrides_to_config([f"experiment={name}"])
     ours = Config.fromstring(config_text(exported), ".py")
     return differences(runner_view(ours), runner_view(load(path)))
 

@@ -7,7 +7,7 @@ turned into lists become tuples again, because mmseg asserts them (RandomCrop, R
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,43 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"{getattr(err, 'full_key', '') or 'config'}: {first_line}") from None
 
 
+def overrides_to_config(
+    source: Sequence[str] | DictConfig,
+    *,
+    overrides: Sequence[str] | None = None,
+    choices: Mapping[str, str | None] | None = None,
+    reference: bool | None = None,
+) -> Config:
+    """The mmengine Config that `python -m seglab OVERRIDES` trains.
+
+    `source` is the overrides, or the config already composed from them (by Hydra: then pass
+    its task `overrides` and its `choices`, which a config without its `hydra` node lacks).
+    Value overrides are checked against the same group options composed without them
+    (compose.compose_reference: tuples, kinds, lengths); overrides that only pick group
+    options make a config that is its own reference, and need no second composition.
+    `reference` decides where the caller must: True always composes the reference, False
+    never; None (the default) decides from `overrides`, and composes it where they are
+    unknown.
+    """
+    from seglab.compose import compose, compose_reference, only_group_choices
+
+    if isinstance(source, DictConfig):
+        cfg = source
+    else:
+        overrides = list(source)
+        cfg = compose(overrides)
+    if reference is None:
+        reference = overrides is None or not only_group_choices(overrides)
+    if not reference:
+        return to_mm_config(cfg)
+    if choices is None:
+        choices = cfg.hydra.runtime.choices
+    return to_mm_config(cfg, reference=compose_reference(choices))
+
+
 def to_mm_config(cfg: DictConfig, reference: DictConfig | None = None) -> Config:
-    """The mmengine Config for `cfg`.
+    """The mmengine Config for `cfg`: the step below overrides_to_config, which picks the
+    reference.
 
     `reference` is the same composition without value overrides (compose.compose_reference):
     where it holds a tuple and `cfg` a list, the tuple comes back; where the two disagree in
@@ -46,7 +81,7 @@ def to_mm_config(cfg: DictConfig, reference: DictConfig | None = None) -> Config
     # mmengine's `resume` is a boolean
     if "resume" in resolved:
         resolved["resume"] = bool(resolved["resume"])
-    if reference is not None and reference is not cfg:  # the config is its own reference
+    if reference is not None:
         mismatches: list[Mismatch] = []
         resolved = conform(resolved, to_container(reference), (), mismatches)
         if mismatches:
@@ -167,16 +202,3 @@ def config_text(cfg: Config, header: str = "") -> str:
     """
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
     return "\n".join(lines) + ("\n" if lines else "") + cfg.pretty_text
-
-
-def overrides_to_config(overrides: Sequence[str]) -> Config:
-    """The mmengine Config that `python -m seglab OVERRIDES` trains.
-
-    A composition that only picks group options is its own reference; value overrides are
-    checked against the same options composed without them (tuples, kinds, lengths)."""
-    from seglab.compose import compose, compose_reference, only_group_choices
-
-    cfg = compose(overrides)
-    if only_group_choices(overrides):
-        return to_mm_config(cfg)
-    return to_mm_config(cfg, reference=compose_reference(cfg.hydra.runtime.choices))

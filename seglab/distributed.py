@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping, MutableMapping
 from datetime import timedelta
 from typing import Any
@@ -11,6 +10,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from mmengine.config import Config
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from seglab.errors import exit_with_error
 
 PORT_BASE, PORT_SPAN = 20000, 20000
 
@@ -95,14 +96,14 @@ class TorchrunCallback(Callback):
             dist.broadcast_object_list(choice, src=0)
             run_dir, error = choice[0]
             if error:  # Hydra only warns about a callback's exception: every rank stops here
-                _stop(f"hydra.run.dir: {error}")
+                exit_with_error(f"hydra.run.dir: {error}")
             config.hydra.run.dir = run_dir
             if dist.get_rank() > 0:
                 config.hydra.output_subdir = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if torchrun_world_size() > 1:  # every rank would run the whole sweep
-            _stop(
+            exit_with_error(
                 "-m under torchrun: expected one run per torchrun; sweep with "
                 "hydra/launcher=slurm (tasks_per_node = GPUs per job) or run torchrun per job"
             )
@@ -112,12 +113,6 @@ class TorchrunCallback(Callback):
 
         if self._started and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _stop(message: str) -> None:
-    """Exit as seglab's config errors do; Hydra turns a callback's exception into a warning."""
-    print(f"seglab: error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
 
 
 def _resolve_run_dir(config: DictConfig) -> tuple[str | None, str | None]:

@@ -1,4 +1,6 @@
-"""`seglab env`: what the install guide's "verify the installation" step checks."""
+"""`seglab env`: what the install guide's "verify the installation" step checks, followed by
+mmengine's `collect_env()` (platform, GPU names, CUDA and compilers, how torch was built), the
+report mmengine's Runner logs at the start of a run and mmseg's bug-report template asks for."""
 
 from __future__ import annotations
 
@@ -54,4 +56,16 @@ def check_environment() -> tuple[list[str], list[str]]:
                 f"mmcv was built without its compiled ops ({err}); mmseg imports "
                 "mmcv.ops: rebuild it with MMCV_WITH_OPS=1 (make install)"
             )
+    if torch_version is not None:
+        lines += ["", "mmengine collect_env():", *collected_environment()]
     return lines, problems
+
+
+def collected_environment() -> list[str]:
+    """mmengine's `collect_env()` as `key: value` lines."""
+    try:
+        from mmengine.utils.dl_utils import collect_env
+
+        return [f"{key}: {str(value).rstrip()}" for key, value in collect_env().items()]
+    except Exception as err:  # a report, not a check: seglab's own checks above still stand
+        return [f"(not collected: {err})"]

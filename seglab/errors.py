@@ -1,4 +1,9 @@
-"""The error types seglab raises for bad input, shown to the user as one line."""
+"""The error types seglab raises for bad input, and how one ends a command: a single line."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
 
 
 class ConfigError(ValueError):
@@ -22,3 +27,9 @@ class DataError(ConfigError):
         if len(lines) > 1 and lines[0].startswith("Caught ") and marker in lines[-1]:
             message = lines[-1].split(marker, 1)[1]
         super().__init__(message)
+
+
+def exit_with_error(message: object) -> NoReturn:
+    """End the command as every bad input ends it: one `seglab: error:` line, exit code 2."""
+    print(f"seglab: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None

@@ -54,7 +54,7 @@ def last_checkpoint(run_dir: Path) -> Path:
     return checkpoint
 
 
-def test_config(
+def config_of_run(
     run_dir: Path, checkpoint: Path | None, tta: bool, show_dir: str | None, changes: dict
 ) -> Config:
     """The run's exported config, set up to test `checkpoint` as tools/test.py does."""
@@ -81,7 +81,7 @@ def test_config(
     return cfg
 
 
-def test_command(args: Sequence[str]) -> dict:
+def evaluate_command(args: Sequence[str]) -> dict:
     from seglab.train import release_singletons
 
     options, changes = split_options(args, ("run_dir", "checkpoint", "tta", "show_dir"))
@@ -92,7 +92,7 @@ def test_command(args: Sequence[str]) -> dict:
     checkpoint = Path(options["checkpoint"]) if "checkpoint" in options else None
     if checkpoint is not None and not checkpoint.is_file():
         raise ConfigError(f"checkpoint={str(checkpoint)!r} is not a file")
-    cfg = test_config(run_dir, checkpoint, tta, options.get("show_dir"), changes)
+    cfg = config_of_run(run_dir, checkpoint, tta, options.get("show_dir"), changes)
     try:
         metrics = Runner.from_cfg(cfg).test()
     finally:
@@ -105,7 +105,14 @@ def test_command(args: Sequence[str]) -> dict:
 
 
 def infer_command(args: Sequence[str]) -> list[Path]:
-    from mmseg.apis import inference_model, init_model, show_result_pyplot
+    """Segments each image with mmseg's `MMSegInferencer` and writes its overlay as
+    `out/STEM.png` (lossless, one per input image, as `seglab infer` always has). The inferencer
+    builds the model as mmseg's tools do (SyncBN reverted on CPU, class names from the
+    checkpoint); its own file layout (`out/vis/NAME.jpg` under the input's suffix, `out/pred/`
+    numbered masks) is not used: the overlays are taken from it (`return_vis`) one image at a
+    time, which also keeps a large folder out of memory."""
+    import mmcv
+    from mmseg.apis import MMSegInferencer
 
     options, changes = split_options(
         args, ("checkpoint", "image", "out", "device", "config", "opacity")
@@ -126,22 +133,15 @@ def infer_command(args: Sequence[str]) -> list[Path]:
         if image.is_dir()
         else [image]
     )
-    model = init_model(str(config), str(checkpoint), device=options.get("device", "cpu"))
+    inferencer = MMSegInferencer(str(config), str(checkpoint), device=options.get("device", "cpu"))
+    inferencer.show_progress = False  # one image per call
     out = Path(options["out"])
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in images:
-        result = inference_model(model, str(path))
+        result = inferencer(str(path), return_vis=True, opacity=float(options.get("opacity", 0.5)))
         target = out / f"{path.stem}.png"
-        show_result_pyplot(
-            model,
-            str(path),
-            result,
-            opacity=float(options.get("opacity", 0.5)),
-            show=False,
-            draw_gt=False,
-            out_file=str(target),
-        )
+        mmcv.imwrite(mmcv.rgb2bgr(result["visualization"]), str(target))
         written.append(target)
     print(f"segmented {len(written)} image(s) into {out}")
     return written

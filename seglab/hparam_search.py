@@ -1,6 +1,6 @@
 """Optuna studies for seglab's hyperparameter search: the search space, the study's storage,
 and a running job's trial (for pruning). The sweeper that drives them is a Hydra plugin:
-hydra_plugins/seglab_plugins/optuna_sweeper.py."""
+hydra_plugins/seglab_plugins/optuna_sweeper.py (its options: config.py there)."""
 
 from __future__ import annotations
 
@@ -86,5 +86,5 @@ def current_trial() -> dict[str, Any] | None:
     from omegaconf import OmegaConf
 
     hydra_cfg = HydraConfig.get()
-    sweeper = OmegaConf.to_container(hydra_cfg.sweeper, resolve=True)
+    sweeper = OmegaConf.to_container(hydra_cfg.sweeper, resolve=True, enum_to_str=True)
     return {"sweeper": sweeper, "sweep_dir": str(hydra_cfg.sweep.dir), "trial_id": int(trial_id)}

@@ -1,20 +1,18 @@
-"""OmegaConf resolvers the YAML groups use. Registered once, on import of this module."""
+"""OmegaConf resolvers the YAML groups use. Registered once, on import of this module.
+
+The names of run and sweep directories are seglab.run_dirs'; the resolvers here only call it."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import ListConfig, OmegaConf
 
-from seglab.masking import hydra_masked, mask_overrides
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
+from seglab import run_dirs
+from seglab.masking import hydra_masked
 
 
 def as_tuple(*items: Any) -> tuple:
@@ -41,41 +39,19 @@ def cache_dir(name: str) -> str:
     return os.path.join(root, name)
 
 
-def run_name(override_dirname: str) -> str:
-    """A directory name that is a function of the job's overrides, not of the clock.
-
-    Readable where it can be; characters a path must not hold, or a name too long, get a
-    short hash of the full overrides so two different jobs never share a directory.
-    """
-    if not override_dirname:
-        return "default"
-    safe = _UNSAFE.sub("_", override_dirname)
-    if safe != override_dirname or len(safe) > 96 or safe.startswith("."):
-        digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
-        safe = f"{safe[:80]}-{digest}"
-    return safe
-
-
 def run_dir(root: str, override_dirname: str, resume: Any) -> str:
-    """The run directory of a single run: `root/run_name`, or `-2`, `-3`, ... when that one
-    holds an earlier run; with `resume` the newest of them (run_dirs.choose_run_dir). The
-    directory is claimed for this process as it is chosen."""
-    from seglab.run_dirs import choose_run_dir
+    """`hydra.run.dir`: `root/NAME` (run_dirs.run_name), or `-2`, `-3`, ... when that one holds
+    an earlier run; with `resume` the newest of them (run_dirs.choose_run_dir).
 
-    return choose_run_dir(root, run_name(override_dirname), resume)
-
-
-def sweep_job_name(job_overrides: Sequence[str]) -> str:
-    """A sweep job's directory name: its overrides less those its whole sweep shares.
-
-    The sweep directory is already named after the command line, and SEGLAB_SWEEP_FIXED holds
-    the keys it sets to one value, so a job's name keeps what varies (`optim_wrapper.optimizer
-    .lr=0.01`). Secret values are masked (conf/config.yaml passes the overrides unresolved).
+    It reads the file system and claims the directory it returns for this process, so its
+    value depends on when it is resolved. What seglab relies on is one resolution, the first in
+    the process that trains: RunDirCallback.on_run_start (TorchrunCallback on rank 0 under
+    torchrun, which sends it to the other ranks) resolves it before Hydra creates anything and
+    puts the plain value in its place, which is what Hydra then reads, as often as it does.
+    Resolved again in the same process all the same, it returns the directory this process
+    claimed, never a new one.
     """
-    fixed = {*json.loads(os.environ.get("SEGLAB_SWEEP_FIXED", "[]")), "resume"}
-    own = sorted(o for o in job_overrides if o.split("=", 1)[0].lstrip("+~") not in fixed)
-    own = mask_overrides(own)
-    return run_name(",".join(own))
+    return run_dirs.choose_run_dir(root, run_dirs.run_name(override_dirname), resume)
 
 
 def register() -> None:
@@ -83,9 +59,9 @@ def register() -> None:
         "as_tuple": as_tuple,
         "len": length,
         "cache_dir": cache_dir,
-        "run_name": run_name,
+        "run_name": run_dirs.run_name,
         "run_dir": run_dir,
-        "sweep_job_name": sweep_job_name,
+        "sweep_name": run_dirs.command_sweep_name,
         "hydra_masked": hydra_masked,
     }.items():
         if not OmegaConf.has_resolver(name):

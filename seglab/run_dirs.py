@@ -1,7 +1,18 @@
-"""Which run directory a command trains in, who holds it, and which checkpoint it resumes.
+"""Where runs and sweeps write: the names of their directories, who holds a run's directory,
+and which checkpoint a run resumes.
 
-A run's directory is named after its overrides (`resolvers.run_name`); this module picks one of
-`NAME`, `NAME-2`, ... and guards it:
+Every name is a function of the command-line overrides, never of the clock, so the same command
+launched again finds its directories (`run_name`):
+- a single run: `outputs/runs/NAME`, NAME from its overrides (conf/config.yaml `hydra.run.dir`);
+- a sweep: `outputs/sweeps/NAME/JOB`, NAME from the sweep's task overrides as written (comma
+  lists and all: `sweep_name`), JOB from the job's overrides less the keys that the whole sweep
+  sets to one value (`fixed_keys`). RunDirCallback names the sweep before its sweeper starts
+  and pins both for the jobs: Hydra composes each job's config again from its overrides
+  (`load_sweep_config`, in this process or in a launcher's), where the sweep's own overrides
+  are gone;
+- secret values are masked in every name (seglab/masking.py).
+
+Of `NAME`, `NAME-2`, ... a single run picks one and guards it:
 - a new run takes the first that holds no earlier run, claimed with an exclusive lock
   (`flock` on `NAME/.seglab-lock`) that its process holds until the run ends, so two identical
   commands started together train into two directories;
@@ -17,24 +28,72 @@ from __future__ import annotations
 
 import difflib
 import fcntl
+import hashlib
 import os
 import re
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Transformer
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import InterpolationResolutionError
 
-from seglab.errors import ConfigError
+from seglab.errors import ConfigError, exit_with_error
+from seglab.masking import mask_overrides
 
 LOCK_FILE = ".seglab-lock"
 # files that do not make a directory a run: Hydra's `.hydra/` alone is what a command stopped
 # by a config error leaves, and the corrected command takes that directory again
 NOT_A_RUN = {".hydra", LOCK_FILE}
 _held: dict[str, int] = {}  # run directory -> descriptor of the lock this process holds
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
+
+
+def run_name(override_dirname: str) -> str:
+    """A directory name that is a function of the job's overrides, not of the clock.
+
+    Readable where it can be; characters a path must not hold, or a name too long, get a
+    short hash of the full overrides so two different jobs never share a directory.
+    """
+    if not override_dirname:
+        return "default"
+    safe = _UNSAFE.sub("_", override_dirname)
+    if safe != override_dirname or len(safe) > 96 or safe.startswith("."):
+        digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
+        safe = f"{safe[:80]}-{digest}"
+    return safe
+
+
+def sweep_name(task_overrides: Sequence[str]) -> str:
+    """A sweep directory's name: the sweep's task overrides as written (Hydra's own are not
+    among them: a launcher or a sweeper setting does not change what the jobs compute),
+    sorted, secret values masked."""
+    return run_name(",".join(mask_overrides(sorted(task_overrides))))
+
+
+def fixed_keys(task_overrides: Sequence[str]) -> list[str]:
+    """The keys a sweep's command line sets to one value (not swept): its jobs' directory
+    names leave them out, the sweep's name holds them."""
+    parsed = OverridesParser.create().parse_overrides(list(task_overrides))
+    return [o.key_or_group for o in parsed if not o.is_sweep_override()]
+
+
+def command_sweep_name() -> str:
+    """`${sweep_name:}` (conf/config.yaml `hydra.sweep.dir`): `sweep_name` of the task overrides
+    of the Hydra config being resolved. Resolved once, on the sweep's own config
+    (RunDirCallback.on_multirun_start); its jobs get the plain value."""
+    return sweep_name(OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False))
+
+
+def job_sweep_name() -> str:
+    """The name of the sweep the current Hydra job belongs to: its sweep directory's, which
+    `sweep_name` gave it unless the command set `hydra.sweep.dir` itself."""
+    return Path(HydraConfig.get().sweep.dir).name
 
 
 def holds_run(path: str | os.PathLike) -> bool:
@@ -190,25 +249,58 @@ def no_checkpoint_error(run_dir: Path, resume: Any) -> ConfigError:
 
 
 class RunDirCallback(Callback):
-    """Picks the run directory before Hydra creates it, so a refusal is one line.
+    """Names the directories of a run or a sweep before Hydra creates them.
 
-    `hydra.run.dir` is a resolver that claims a directory; resolved here once, it becomes a
-    plain value that Hydra then reads. (Under torchrun, TorchrunCallback did this on rank 0.)
+    A single run: `hydra.run.dir` is a resolver that claims a directory; resolved here once,
+    it becomes a plain value that Hydra then reads, and a refusal is one line. (Under torchrun,
+    TorchrunCallback did this on rank 0.)
+
+    A sweep (Hydra calls on_multirun_start before it builds the sweeper): `hydra.sweep.dir` is
+    resolved from the sweep's task overrides and set as a plain value, which the sweepers and
+    launchers read from this config; and since every job's config is composed again from the
+    Hydra overrides held here plus the job's own, two are added there: the sweep directory,
+    and the fixed keys as `hydra.job.config.override_dirname.exclude_keys`, so that a job's
+    `override_dirname` (its `hydra.sweep.subdir`) names what varies. Both are plain values in
+    the config, so a job in another process (joblib, submitit, gpu_pool) reads them too.
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from seglab.distributed import _stop
-
         HydraConfig.instance().set_config(config)  # `${hydra:...}` reads it (and locks it)
         try:
             run_dir = OmegaConf.select(config, "hydra.run.dir")
         except InterpolationResolutionError as err:
             cause = _config_error(err)
             if cause is not None:
-                _stop(str(cause))
+                exit_with_error(cause)
             raise
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.run.dir = str(run_dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        hydra_config, readonly = HydraConfig.instance().cfg, config.hydra._get_node_flag("readonly")
+        HydraConfig.instance().set_config(config)  # `${sweep_name:}` reads it (and locks it)
+        try:  # Hydra would turn an exception here into a warning, and sweep on
+            sweep_dir = str(OmegaConf.select(config, "hydra.sweep.dir"))
+            task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+            exclude = [
+                *config.hydra.job.config.override_dirname.exclude_keys,
+                *fixed_keys(task),
+            ]
+        except Exception as err:  # noqa: BLE001  (one line, as for any bad input)
+            first_line = (str(err).strip().splitlines() or [""])[0]
+            exit_with_error(_config_error(err) or f"hydra.sweep.dir: {first_line}")
+        finally:  # as the sweeper expects them (each job sets its own)
+            HydraConfig.instance().cfg = hydra_config
+            OmegaConf.set_readonly(config.hydra, readonly)
+        pinned = {
+            "hydra.sweep.dir": sweep_dir,
+            "hydra.job.config.override_dirname.exclude_keys": list(dict.fromkeys(exclude)),
+        }
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.sweep.dir = sweep_dir
+            for key, value in pinned.items():
+                # as Hydra writes a job's overrides: escaped where the grammar needs it
+                config.hydra.overrides.hydra.append(f"{key}={Transformer.str(value)}")
 
 
 def _config_error(err: BaseException | None) -> ConfigError | None:

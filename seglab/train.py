@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,11 +19,11 @@ from torch.utils.data.dataloader import DataLoader, _MultiProcessingDataLoaderIt
 
 from seglab import checkpoint_loading, hooks, preemption, run_dirs  # noqa: F401  (registering)
 from seglab.checks import check_before_training
-from seglab.compose import CONF_DIR, CONFIG_NAME, compose_reference, only_group_choices
-from seglab.convert import to_container, to_mm_config, write_config
+from seglab.compose import CONF_DIR, CONFIG_NAME
+from seglab.convert import overrides_to_config, to_container, write_config
 from seglab.data_loading import check_files_as_they_load
 from seglab.distributed import apply_slurm_environment, fit_cpu_processes, launch_rank
-from seglab.errors import ConfigError
+from seglab.errors import ConfigError, exit_with_error
 from seglab.hparam_search import current_trial
 from seglab.masking import mask_env_values, task_overrides
 from seglab.metrics import with_per_class_metrics
@@ -39,9 +37,7 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
     """Everything before the first iteration: convert, generate data, check, export."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
     masked = task_overrides() if HydraConfig.initialized() else None  # for the header and wandb
-    # with group options alone the config is its own reference: no second composition
-    plain = overrides is not None and only_group_choices(overrides)
-    mm_cfg = to_mm_config(cfg, reference=cfg if plain else compose_reference(choices))
+    mm_cfg = overrides_to_config(cfg, overrides=overrides, choices=choices)
     synthetic = cfg.get("dataset", {}).get("synthetic")
     if synthetic is not None:
         ensure_synthetic_dataset(cfg.dataset.data_root, **synthetic)
@@ -82,7 +78,7 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
             overrides=masked,
             run_dir=run_dir,
             choices=dict(choices),
-            sweep=os.environ.get("SEGLAB_SWEEP") if sweeping else None,
+            sweep=run_dirs.job_sweep_name() if sweeping else None,
         )
     trial = current_trial()
     if trial is not None:  # a job of seglab's Optuna sweeper
@@ -227,7 +223,6 @@ def main(cfg: DictConfig) -> float:
     except ConfigError as err:
         if sweeping:
             raise  # a failed job: the sweeper lists it and goes on
-        print(f"seglab: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_with_error(err)
     finally:
         run_dirs.release(run_dir)

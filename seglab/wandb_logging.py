@@ -80,34 +80,51 @@ def run_id(run_dir: str | os.PathLike) -> str:
     return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
 
 
+# every metric against the training iteration; the best validation mIoU in the summary
+STEP_METRICS = (
+    {"name": "iter"},
+    {"name": "*", "step_metric": "iter"},
+    {"name": "val/mIoU", "step_metric": "iter", "summary": "max"},
+)
+
+
 @VISBACKENDS.register_module()
 class SeglabWandbVisBackend(WandbVisBackend):
+    """mmengine's backend, started offline where it must be and logging against `iter`.
+
+    mmengine's `_init_env` makes the directory, calls `wandb.init(**init_kwargs)` and applies
+    `define_metric_cfg`; seglab adds the mode, the settings and the masked command line before
+    it, and a second, offline start when the online one fails.
+    """
+
+    def __init__(self, save_dir: str, define_metric_cfg=None, **kwargs: Any) -> None:
+        if define_metric_cfg is None:
+            define_metric_cfg = [dict(metric) for metric in STEP_METRICS]
+        super().__init__(save_dir, define_metric_cfg=define_metric_cfg, **kwargs)
+
     def _init_env(self) -> None:
         import wandb
 
-        os.makedirs(self._save_dir, exist_ok=True)
         kwargs = {"dir": self._save_dir, **(self._init_kwargs or {})}
         kwargs["mode"] = wandb_mode(kwargs.get("mode"))
         kwargs.setdefault("save_code", False)
         # WANDB_INIT_TIMEOUT, when set, bounds how long an unreachable server can delay a run
         timeout = float(os.environ.get("WANDB_INIT_TIMEOUT", 60))
         kwargs["settings"] = wandb.Settings(init_timeout=timeout, console="off")
+        self._init_kwargs = kwargs
         # wandb records sys.argv as the run's command line when it starts
         with masked_argv():
             try:
-                wandb.init(**kwargs)
+                super()._init_env()
             except Exception as err:  # never let the network stop a training run
-                if kwargs["mode"] == "offline":
+                if kwargs["mode"] == "offline" or wandb.run is not None:  # not the network
                     raise
                 warnings.warn(
                     f"wandb could not start online ({err}); logging offline", stacklevel=2
                 )
                 wandb.teardown()  # the failed attempt still holds the run id in wandb's service
-                wandb.init(**{**kwargs, "mode": "offline"})
-        wandb.define_metric("iter")
-        wandb.define_metric("*", step_metric="iter")
-        wandb.define_metric("val/mIoU", step_metric="iter", summary="max")
-        self._wandb = wandb
+                self._init_kwargs = {**kwargs, "mode": "offline"}
+                super()._init_env()
 
     @force_init_env
     def add_config(self, config, **kwargs: Any) -> None:

@@ -1,25 +1,25 @@
-"""Test isolation: every test starts with no Hydra global state and no mmengine singletons."""
+"""Test isolation: every test starts with no Hydra global state and no mmengine singletons, in a
+working directory of its own; a short run trained once serves the tests that only need a run."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.version import VersionBase
 
-SMALL_SYNTHETIC = [
-    "dataset.synthetic.num_train=16",
-    "dataset.synthetic.num_val=4",
-    "dataset.synthetic.image_size=64",
-    "train_dataloader.batch_size=4",
-    "train_dataloader.num_workers=0",
-    "train_dataloader.persistent_workers=false",
-    "val_dataloader.num_workers=0",
-    "val_dataloader.persistent_workers=false",
-]
+from tests.helpers.commands import SMALL_SYNTHETIC, TRAINED_RUN, train
 
 
 def _clear_global_state() -> None:
     GlobalHydra.instance().clear()
+    # the version base a seglab run sets (1.3: no chdir into the job's directory) would hold
+    # for every Hydra app started later in the process, as Hydra's launcher test suites are
+    Singleton._instances.pop(VersionBase, None)
     HydraConfig.instance().cfg = None  # a run's Hydra config outlives it otherwise
     from mmengine.logging import MessageHub, MMLogger
     from mmengine.registry import DefaultScope
@@ -29,11 +29,16 @@ def _clear_global_state() -> None:
         singleton._instance_dict.clear()
 
 
+def _cache(tmp_path_factory) -> str:
+    """One SEGLAB_CACHE per test session: the synthetic data set is generated once."""
+    return str(tmp_path_factory.getbasetemp() / "seglab-cache")
+
+
 @pytest.fixture(autouse=True)
 def isolated_state(tmp_path_factory, monkeypatch):
-    """Hydra's and mmengine's process-wide state is reset; the synthetic data set is cached
-    once per test session (SEGLAB_CACHE); each test runs in its own working directory."""
-    monkeypatch.setenv("SEGLAB_CACHE", str(tmp_path_factory.getbasetemp() / "seglab-cache"))
+    """Hydra's and mmengine's process-wide state is reset, SEGLAB_CACHE is the session's, and
+    each test runs in its own working directory."""
+    monkeypatch.setenv("SEGLAB_CACHE", _cache(tmp_path_factory))
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     _clear_global_state()
     yield
@@ -44,3 +49,27 @@ def isolated_state(tmp_path_factory, monkeypatch):
 def small_synthetic() -> list[str]:
     """Overrides for a synthetic run that takes seconds."""
     return ["experiment=demo", *SMALL_SYNTHETIC]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """The run directory of `seglab TRAINED_RUN` (20 iterations, checkpoints at 10 and 20),
+    trained once per session in a directory of its own. Read it; to change it, take
+    `trained_run_copy`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEGLAB_CACHE", _cache(tmp_path_factory))
+        patch.chdir(tmp_path_factory.mktemp("trained-run"))
+        _clear_global_state()
+        try:
+            return train(TRAINED_RUN).resolve()
+        finally:
+            _clear_global_state()
+
+
+@pytest.fixture
+def trained_run_copy(trained_run) -> Path:
+    """A copy of `trained_run` in this test's outputs/runs, under the name `seglab TRAINED_RUN`
+    gives its run: the same command with `resume=true` continues it."""
+    copy = Path("outputs/runs") / trained_run.name
+    shutil.copytree(trained_run, copy)
+    return copy

@@ -3,64 +3,35 @@ before any training starts (no checkpoint, no log of a training iteration)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
-from PIL import Image
 
-from seglab.cli import main
-
-
-def run_cli(args: list[str], capsys) -> str:
-    """Run `seglab ARGS` in this process; return the error line it printed."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("seglab: error: ")
-    assert not list(Path.cwd().glob("outputs/**/*.pth")), "no training may start"
-    return lines[0]
-
-
-def make_custom_data(root: Path, labels: list[int], n: int = 2) -> Path:
-    """A folder in the ADE20K layout whose label maps hold `labels`."""
-    for split in ("training", "validation"):
-        (root / "images" / split).mkdir(parents=True)
-        (root / "annotations" / split).mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(
-                root / "images" / split / f"{i}.jpg"
-            )
-            label = np.resize(np.array(labels, np.uint8), (32, 32))
-            Image.fromarray(label).save(root / "annotations" / split / f"{i}.png")
-    return root
+from tests.helpers.commands import error_line
+from tests.helpers.data import ade20k_folder
 
 
 def test_unknown_group_option_names_the_closest(capsys):
-    line = run_cli(["model=upernet_r51"], capsys)
+    line = error_line(["model=upernet_r51"], capsys)
     assert "model=upernet_r51" in line and "did you mean upernet_r50" in line
     assert "pspnet_r50-d8" not in line  # the near ones, not all 52
 
 
 def test_unknown_option_in_a_sweep(capsys):
-    line = run_cli(["-m", "dataset=ade20k,ade21k"], capsys)
+    line = error_line(["-m", "dataset=ade20k,ade21k"], capsys)
     assert "dataset=ade21k" in line and "ade20k" in line
 
 
 def test_a_short_group_lists_all_its_options(capsys):
-    line = run_cli(["optim_wrapper=adam"], capsys)
+    line = error_line(["optim_wrapper=adam"], capsys)
     assert "expected one of: adamw, sgd" in line
 
 
 def test_unknown_option_on_export(capsys):
-    assert "schedule=90k" in run_cli(["export", "schedule=90k"], capsys)
+    assert "schedule=90k" in error_line(["export", "schedule=90k"], capsys)
 
 
 def test_missing_data_root_names_path_and_override(capsys, tmp_path):
     missing = tmp_path / "ADEChallengeData2016"
-    line = run_cli(
+    line = error_line(
         [
             "experiment=demo",
             "dataset=ade20k",
@@ -83,28 +54,28 @@ def test_missing_data_root_names_path_and_override(capsys, tmp_path):
     ],
 )
 def test_override_of_wrong_type_or_shape(capsys, override, expected):
-    assert expected in run_cli(["experiment=demo", override], capsys)
+    assert expected in error_line(["experiment=demo", override], capsys)
 
 
 def test_class_count_disagreeing_with_the_dataset(capsys):
-    line = run_cli(["experiment=demo", "model.decode_head.num_classes=7"], capsys)
+    line = error_line(["experiment=demo", "model.decode_head.num_classes=7"], capsys)
     assert "model.decode_head.num_classes=7" in line and "4 classes" in line
 
 
 def test_class_count_disagreeing_with_a_registered_dataset(capsys):
-    line = run_cli(["dataset.num_classes=100"], capsys)
+    line = error_line(["dataset.num_classes=100"], capsys)
     assert "num_classes=100" in line and "150 classes" in line
 
 
 def test_label_maps_with_more_classes_than_declared(capsys, tmp_path):
-    root = make_custom_data(tmp_path / "data", labels=[0, 1, 4])
-    line = run_cli(["experiment=demo", "dataset=custom", f"dataset.data_root={root}"], capsys)
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1, 4])
+    line = error_line(["experiment=demo", "dataset=custom", f"dataset.data_root={root}"], capsys)
     assert "label 4" in line and "2 classes" in line
 
 
 def test_two_class_data_with_reduce_zero_label(capsys, tmp_path):
-    root = make_custom_data(tmp_path / "data", labels=[0, 1])
-    line = run_cli(
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1])
+    line = error_line(
         [
             "experiment=demo",
             "dataset=custom",
@@ -118,13 +89,13 @@ def test_two_class_data_with_reduce_zero_label(capsys, tmp_path):
 
 def test_unreachable_pretrained_url_says_how_to_fix_it(capsys):
     url = "https://weights.invalid/resnet18_v1c.pth"  # .invalid never resolves (RFC 2606)
-    line = run_cli(["experiment=demo", f"model.pretrained={url}"], capsys)
+    line = error_line(["experiment=demo", f"model.pretrained={url}"], capsys)
     assert f"model.pretrained='{url}'" in line
     assert "model.pretrained=/path/to/resnet18_v1c.pth" in line and "model.pretrained=null" in line
 
 
 def test_missing_local_weights_file(capsys, tmp_path):
-    line = run_cli(["experiment=demo", f"model.pretrained={tmp_path}/w.pth"], capsys)
+    line = error_line(["experiment=demo", f"model.pretrained={tmp_path}/w.pth"], capsys)
     assert "is not a file" in line and "model.pretrained=null" in line
 
 
@@ -133,7 +104,7 @@ def test_amp_without_a_gpu(capsys):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: amp=true is valid here")
-    line = run_cli(["experiment=demo", "amp=true"], capsys)
+    line = error_line(["experiment=demo", "amp=true"], capsys)
     assert "amp=true" in line and "needs a GPU" in line
 
 
@@ -142,7 +113,7 @@ def test_amp_without_a_gpu(capsys):
 )
 def test_launcher_that_this_process_was_not_started_by(capsys, monkeypatch, launcher, expected):
     monkeypatch.delenv("RANK", raising=False)
-    line = run_cli(["experiment=demo", f"launcher={launcher}"], capsys)
+    line = error_line(["experiment=demo", f"launcher={launcher}"], capsys)
     assert f"launcher={launcher!r}" in line and expected in line
 
 

@@ -11,6 +11,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from seglab import checkpoint_loading
+from tests.helpers.commands import TRAINED_RUN
 
 
 class RunsACommand:
@@ -92,14 +93,12 @@ def test_statistics_methods_survive_the_round_trip(tmp_path):
     assert loaded["message_hub"]["log_scalars"]["train/loss"].mean() == 0.25
 
 
-def test_resume_never_runs_the_config_text_a_checkpoint_carries(small_synthetic, tmp_path):
+@pytest.mark.train
+def test_resume_never_runs_the_config_text_a_checkpoint_carries(trained_run_copy, tmp_path):
     """mmengine's resume parses `meta['config']` as a Python config file, i.e. runs it."""
-    from test_train import FEW_ITERS, train
-
     from seglab.cli import main
 
-    args = [*small_synthetic, *FEW_ITERS]
-    run_dir = train(args)
+    args, run_dir = TRAINED_RUN, trained_run_copy
     marker = tmp_path / "it-ran"
     checkpoint = torch.load(run_dir / "iter_20.pth", map_location="cpu", weights_only=False)
     checkpoint["meta"]["config"] = f"__import__('pathlib').Path({str(marker)!r}).touch()\nx = 1\n"
@@ -112,6 +111,7 @@ def test_resume_never_runs_the_config_text_a_checkpoint_carries(small_synthetic,
     )
 
 
+@pytest.mark.train
 def test_a_refused_checkpoint_is_one_line(small_synthetic, tmp_path, capsys):
     from seglab.cli import main
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mmengine.config import Config
 
-from seglab.compose import compose, compose_reference, group_options
-from seglab.convert import to_mm_config, write_config
+from seglab.compose import compose, group_options
+from seglab.convert import overrides_to_config, write_config
 
 MODELS = group_options("model")
 DATASETS = group_options("dataset")
@@ -17,8 +17,7 @@ SCHEDULES = group_options("schedule")
 
 
 def convert(overrides: list[str]) -> Config:
-    cfg = compose(overrides)
-    return to_mm_config(cfg, reference=compose_reference(cfg.hydra.runtime.choices))
+    return overrides_to_config(overrides)
 
 
 def test_required_options_exist():
@@ -39,6 +38,7 @@ def test_default_composition_is_upernet_ade20k_80k():
     assert (choices.model, choices.dataset, choices.schedule) == ("upernet_r50", "ade20k", "80k")
 
 
+@pytest.mark.slow  # 40 compositions: about 25 s, so in `make test`, not the fast tier
 @settings(max_examples=40, deadline=None)
 @given(
     model=st.sampled_from(MODELS),
@@ -49,7 +49,7 @@ def test_any_composition_converts(model, dataset, schedule):
     """Any model on any data set with any schedule: 52 x 32 x 8 choices, sampled."""
     GlobalHydra.instance().clear()
     cfg = compose([f"model={model}", f"dataset={dataset}", f"schedule={schedule}"])
-    mm = to_mm_config(cfg)
+    mm = overrides_to_config(cfg, reference=False)  # group options: its own reference
     heads = mm.model.get("decode_head")
     heads = heads if isinstance(heads, list) else [heads] if heads else []
     for head in heads:

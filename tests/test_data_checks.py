@@ -3,18 +3,15 @@ naming the file: before training where a sample of each split shows it, else as 
 
 from __future__ import annotations
 
-import os
-import resource
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_bad_input import make_custom_data, run_cli
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.commands import error_line, last_error_line, run_seglab
+from tests.helpers.data import ade20k_folder
+
 QUICK = [
     "experiment=demo",
     "dataset=custom",
@@ -41,91 +38,64 @@ def write_label(path: Path, values: list[int], size: int = 32, mode: str = "L") 
     Image.fromarray(label).convert(mode).save(path)
 
 
-def seglab(args: list[str], memory_limit: int | None = None) -> subprocess.CompletedProcess:
-    """`python -m seglab ARGS` in its own process (under an address-space limit if given)."""
-
-    def limit() -> None:
-        if memory_limit:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "seglab", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        preexec_fn=limit,
-    )
-
-
-def last_error_line(result: subprocess.CompletedProcess) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert lines[-1].startswith("seglab: error: "), lines[-5:]
-    return lines[-1]
-
-
 def test_binary_masks_saved_as_0_255_are_refused(capsys, tmp_path):
-    root = make_custom_data(tmp_path / "data", labels=[0, 255])
-    line = run_cli([*QUICK, f"dataset.data_root={root}"], capsys)
+    root = ade20k_folder(tmp_path / "data", labels=[0, 255])
+    line = error_line([*QUICK, f"dataset.data_root={root}"], capsys)
     assert "annotations/training/0.png" in line and "[0, 255]" in line
     assert "0/1" in line and "Image.open" in line  # how to convert them
 
 
 def test_two_class_labels_with_ignored_pixels_are_accepted(tmp_path):
     from seglab.checks import check_before_training
-    from seglab.compose import compose
-    from seglab.convert import to_mm_config
+    from seglab.convert import overrides_to_config
 
-    root = make_custom_data(tmp_path / "data", labels=[0, 1, 255])
-    check_before_training(to_mm_config(compose([*QUICK, f"dataset.data_root={root}"])))
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1, 255])
+    check_before_training(overrides_to_config([*QUICK, f"dataset.data_root={root}"]))
 
 
 def test_bad_label_in_the_last_validation_file_is_named(capsys, tmp_path):
-    root = make_custom_data(tmp_path / "data", labels=[0, 1], n=24)
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1], n=24)
     last = files(root, "annotations", "validation")[-1]
     write_label(last, [0, 1, 7])
-    line = run_cli([*QUICK, f"dataset.data_root={root}"], capsys)
+    line = error_line([*QUICK, f"dataset.data_root={root}"], capsys)
     assert str(last) in line and "label 7" in line and "2 classes" in line
 
 
 def test_bad_label_in_the_20th_training_file_is_named(capsys, tmp_path):
-    root = make_custom_data(tmp_path / "data", labels=[0, 1], n=20)
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1], n=20)
     twentieth = files(root, "annotations", "training")[19]
     write_label(twentieth, [0, 1, 3])
-    line = run_cli([*QUICK, f"dataset.data_root={root}"], capsys)
+    line = error_line([*QUICK, f"dataset.data_root={root}"], capsys)
     assert str(twentieth) in line and "label 3" in line
 
 
 def test_image_without_a_label_is_named(capsys, tmp_path):
-    root = make_custom_data(tmp_path / "data", labels=[0, 1], n=4)
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1], n=4)
     (root / "annotations" / "training" / "2.png").unlink()
-    line = run_cli([*QUICK, f"dataset.data_root={root}"], capsys)
+    line = error_line([*QUICK, f"dataset.data_root={root}"], capsys)
     assert "train_dataloader.dataset" in line and "1 of 4 images have no label" in line
     assert str(root / "images" / "training" / "2.jpg") in line
     assert str(root / "annotations" / "training") in line and "'.png'" in line
 
 
 def test_empty_split_is_named(capsys, tmp_path):
-    root = make_custom_data(tmp_path / "data", labels=[0, 1])
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1])
     for image in files(root, "images", "validation"):
         image.unlink()
-    line = run_cli([*QUICK, f"dataset.data_root={root}"], capsys)
+    line = error_line([*QUICK, f"dataset.data_root={root}"], capsys)
     assert "val_dataloader.dataset: no images ending in '.jpg'" in line
     assert str(root / "images" / "validation") in line
 
 
 @pytest.mark.parametrize("problem", ["smaller", "colour"])
 def test_label_that_does_not_fit_its_image_is_named_before_training(capsys, tmp_path, problem):
-    root = make_custom_data(tmp_path / "data", labels=[0, 1])
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1])
     label = files(root, "annotations", "training")[-1]
     if problem == "smaller":
         write_label(label, [0, 1], size=16)
     else:
         write_label(label, [0, 1], mode="RGB")
-    line = run_cli([*QUICK, f"dataset.data_root={root}"], capsys)
+    line = error_line([*QUICK, f"dataset.data_root={root}"], capsys)
     expected = "16x16 pixels but its image" if problem == "smaller" else "3-channel (RGB)"
     assert str(label) in line and expected in line
 
@@ -133,10 +103,12 @@ def test_label_that_does_not_fit_its_image_is_named_before_training(capsys, tmp_
 def data_with_a_file_the_sample_misses(tmp_path: Path, kind: str) -> tuple[Path, Path]:
     """24 pairs; the second file of the training `kind` is not among those read before
     training, so only its loading can find it."""
-    root = make_custom_data(tmp_path / "data", labels=[0, 1], n=24)
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1], n=24)
     return root, files(root, kind, "training")[1]
 
 
+@pytest.mark.train
+@pytest.mark.processes
 @pytest.mark.parametrize(
     ("problem", "workers", "expected"),
     [("truncated", 1, "cannot be decoded"), ("empty", 0, "the file is empty (0 bytes)")],
@@ -144,7 +116,7 @@ def data_with_a_file_the_sample_misses(tmp_path: Path, kind: str) -> tuple[Path,
 def test_image_that_fails_to_load_during_training_is_named(tmp_path, problem, workers, expected):
     root, image = data_with_a_file_the_sample_misses(tmp_path, "images")
     image.write_bytes(image.read_bytes()[:20] if problem == "truncated" else b"")
-    result = seglab(
+    result = run_seglab(
         [*QUICK, f"dataset.data_root={root}", f"train_dataloader.num_workers={workers}"],
         memory_limit=8 << 30,
     )
@@ -153,6 +125,7 @@ def test_image_that_fails_to_load_during_training_is_named(tmp_path, problem, wo
     assert "Checkpoints will be saved to" in result.stdout, "found while training, not before"
 
 
+@pytest.mark.train
 @pytest.mark.parametrize(
     ("problem", "workers", "expected"),
     [
@@ -169,14 +142,15 @@ def test_label_that_does_not_fit_its_image_during_training_is_named(
     else:
         write_label(label, [0, 1], mode="RGB")
     args = [*QUICK, f"dataset.data_root={root}", f"train_dataloader.num_workers={workers}"]
-    line = run_cli(args, capsys)
+    line = error_line(args, capsys)
     assert str(label) in line and expected in line, line
 
 
+@pytest.mark.processes
 def test_crop_beyond_memory_is_refused_before_training(tmp_path):
-    root = make_custom_data(tmp_path / "data", labels=[0, 1])
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1])
     # the limit keeps a run that is not refused from taking the machine's memory
-    result = seglab(
+    result = run_seglab(
         [*QUICK, f"dataset.data_root={root}", "dataset.crop_size=[4096,4096]"],
         memory_limit=8 << 30,
     )

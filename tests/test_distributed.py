@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 
 from seglab.distributed import apply_slurm_environment, fit_cpu_processes, torchrun_world_size
-from seglab.evaluate import test_command as seglab_test
+from seglab.evaluate import evaluate_command as seglab_test
 
 
 def test_multi_task_jobs_use_the_slurm_launcher_and_a_port_of_their_own():
@@ -40,6 +40,8 @@ def test_launch_rank_from_torchrun_or_slurm():
     assert launch_rank({"RANK": "1", "SLURM_PROCID": "0"}) == 1
 
 
+@pytest.mark.train
+@pytest.mark.processes
 def test_torchrun_trains_one_run_with_two_cpu_processes(small_synthetic):
     """`torchrun --nproc_per_node=2 -m seglab ...` on CPU (gloo): DistributedDataParallel
     through mmengine, one run directory that rank 0 writes, and the run's config says so."""

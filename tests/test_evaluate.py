@@ -9,21 +9,17 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_train import FEW_ITERS, train
 
 from seglab.cli import main
-
-
-@pytest.fixture
-def trained(small_synthetic) -> Path:
-    return train([*small_synthetic, *FEW_ITERS])
 
 
 def digest(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
-def test_test_matches_the_final_validation_and_leaves_the_run_as_it_was(trained, tmp_path):
+@pytest.mark.train
+def test_test_matches_the_final_validation_and_leaves_the_run_as_it_was(trained_run_copy, tmp_path):
+    trained = trained_run_copy
     before = digest(trained / "config.py")
     main(["test", f"run_dir={trained}", f"show_dir={tmp_path / 'shown'}"])
     tested = json.loads((trained / "test_metrics.json").read_text())
@@ -39,7 +35,9 @@ def test_test_matches_the_final_validation_and_leaves_the_run_as_it_was(trained,
     assert tta["checkpoint"].endswith("iter_10.pth") and 0 <= tta["mIoU"] <= 100
 
 
-def test_infer_writes_an_overlay_per_image(trained, tmp_path):
+@pytest.mark.train
+def test_infer_writes_an_overlay_per_image(trained_run, tmp_path):
+    trained = trained_run
     images = Path(os.environ["SEGLAB_CACHE"]).glob("synthetic_shapes/*/images/validation")
     folder = next(
         p

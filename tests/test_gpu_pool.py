@@ -7,10 +7,9 @@ import threading
 import time
 
 import pytest
-from conftest import SMALL_SYNTHETIC
-from test_sweeps import sweep
 
-from hydra_plugins.seglab_plugins.gpu_pool_launcher import run_on_devices
+from hydra_plugins.seglab_plugins._gpu_pool import run_on_devices
+from tests.helpers.commands import SMALL_SYNTHETIC, sweep
 
 
 def test_each_job_holds_a_device_of_its_own_and_the_next_starts_when_one_frees():
@@ -52,6 +51,8 @@ def test_an_empty_pool_is_an_error():
         run_on_devices([1], [], lambda job, device: job)
 
 
+@pytest.mark.train
+@pytest.mark.processes
 def test_sweep_on_a_fake_pool_of_two_gpus(capfd):
     args = [
         "experiment=demo",

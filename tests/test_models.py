@@ -7,14 +7,13 @@ import torch
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
-from seglab.compose import compose
-from seglab.convert import to_mm_config
+from seglab.convert import overrides_to_config
 
 
 @pytest.mark.parametrize("model", ["upernet_r18-tiny", "fcn_unet-tiny", "segformer_mit-b0"])
 def test_small_model_forward(model):
     register_all_modules()
-    mm = to_mm_config(compose([f"model={model}", "dataset=synthetic", "norm_cfg.type=BN"]))
+    mm = overrides_to_config([f"model={model}", "dataset=synthetic", "norm_cfg.type=BN"])
     net = MODELS.build(mm.model)
     net.init_weights()
     net.eval()

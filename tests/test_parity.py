@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from parity import differences, parity_differences
-from upstream_configs import plain_compositions
 
-from seglab.compose import compose, compose_reference
-from seglab.convert import to_mm_config, write_config
+from seglab.convert import overrides_to_config, write_config
+from seglab.parity import differences, parity_differences
+from tests.helpers.upstream_configs import plain_compositions
 
 NAMED = {
     "upernet/upernet_r50_4xb4-80k_ade20k-512x512.py": [
@@ -33,9 +32,7 @@ PLAIN = plain_compositions()
 
 
 def export(overrides: list[str], path):
-    cfg = compose(overrides)
-    mm = to_mm_config(cfg, reference=compose_reference(cfg.hydra.runtime.choices))
-    return write_config(mm, path)
+    return write_config(overrides_to_config(overrides), path)
 
 
 @pytest.mark.parametrize("upstream", sorted(NAMED))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 from PIL import Image
-from test_sweeps import QUICK, sweep
 
 from seglab.cli import main
+from tests.helpers.commands import QUICK, sweep
 
 
 def finished_run_dir(summary: dict, *overrides: str) -> str:
@@ -21,6 +22,7 @@ def finished_run_dir(summary: dict, *overrides: str) -> str:
     return found
 
 
+@pytest.mark.train
 def test_report_of_a_partly_failed_sweep_over_seeds(capsys):
     code, summary = sweep(
         [
@@ -61,6 +63,7 @@ def test_report_of_a_partly_failed_sweep_over_seeds(capsys):
     assert statuses == ["finished", "incomplete", "incomplete", "incomplete"]
 
 
+@pytest.mark.train
 def test_per_class_iou_reaches_metrics_json(small_synthetic):
     main([*small_synthetic, "train_cfg.max_iters=2", "train_cfg.val_interval=2"])
     (run_dir,) = Path("outputs/runs").iterdir()

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from seglab.errors import ConfigError
-from seglab.resolvers import as_tuple, length, run_dir, run_name
-from seglab.run_dirs import LOCK_FILE, choose_run_dir, release, release_all
+from seglab.resolvers import as_tuple, length, run_dir
+from seglab.run_dirs import LOCK_FILE, choose_run_dir, release, release_all, run_name
 
 
 def test_as_tuple_from_items_and_from_a_list():
@@ -63,6 +63,7 @@ time.sleep(120)
 """
 
 
+@pytest.mark.processes
 def test_a_directory_another_process_holds_is_never_shared(tmp_path):
     """Two identical commands: the second takes `-2`, even before the first wrote a file;
     `resume=true` while that run lives is refused; a dead process holds nothing."""

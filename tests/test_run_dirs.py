@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_train import FEW_ITERS, train
 
 from seglab.cli import main
+from tests.helpers.commands import FEW_ITERS, TRAINED_RUN, error_line, seglab_process, train
+
+pytestmark = pytest.mark.train
 
 
-def seglab_process(args: list[str]) -> subprocess.Popen:
-    """`python -m seglab ARGS` in the test's working directory, output captured as text."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "seglab", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-def exit_line(args: list[str], capsys) -> str:
-    """Run `seglab ARGS` here; it must stop with exit code 2; return its one error line."""
-    capsys.readouterr()  # what earlier commands of the test printed
-    with pytest.raises(SystemExit) as exit_:
-        main(args)
-    assert exit_.value.code == 2
-    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    return line
-
-
+@pytest.mark.processes
 def test_two_identical_commands_started_together_train_apart(small_synthetic):
     args = [*small_synthetic, *FEW_ITERS, "train_cfg.max_iters=10"]
     processes = [seglab_process(args) for _ in range(2)]
@@ -52,6 +31,7 @@ def test_two_identical_commands_started_together_train_apart(small_synthetic):
         assert logged and len(logged) == len(set(logged)), "one run's iterations, each once"
 
 
+@pytest.mark.processes
 def test_sigterm_saves_a_checkpoint_and_the_run_continues_where_it_stopped(small_synthetic, capsys):
     args = [
         *small_synthetic,
@@ -66,7 +46,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_continues_where_it_stopped(small
             if "Iter(train) [     3/100000]" in line:
                 break
         # the same command with resume=true while the run is alive: refused, nothing touched
-        line = exit_line([*args, "resume=true"], capsys)
+        line = error_line([*args, "resume=true"], capsys, trained=True)
         assert "is being trained by another process" in line
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=120)
@@ -86,18 +66,19 @@ def test_sigterm_saves_a_checkpoint_and_the_run_continues_where_it_stopped(small
     assert json.loads((run_dir / "metrics.json").read_text())["iter"] == stopped_at + 2
 
 
-def test_resume_without_a_checkpoint_names_the_nearest_runs(small_synthetic, capsys):
-    earlier = train([*small_synthetic, *FEW_ITERS])
-    line = exit_line(
-        [*small_synthetic, *FEW_ITERS, "train_cfg.max_iters=30", "resume=true"], capsys
+def test_resume_without_a_checkpoint_names_the_nearest_runs(trained_run_copy, capsys):
+    earlier = trained_run_copy
+    line = error_line(
+        [*TRAINED_RUN, "train_cfg.max_iters=30", "resume=true"],
+        capsys,
+        trained=True,
     )
     assert "has no checkpoint" in line and str(earlier) in line and "resume=PATH" in line
     assert not list(Path("outputs/runs").glob("*/*/*.log"))[1:], "no second run started"
 
 
-def test_a_truncated_last_checkpoint_gives_way_to_the_newest_intact_one(small_synthetic, capsys):
-    args = [*small_synthetic, *FEW_ITERS]
-    run_dir = train(args)
+def test_a_truncated_last_checkpoint_gives_way_to_the_newest_intact_one(trained_run_copy, capsys):
+    args, run_dir = TRAINED_RUN, trained_run_copy
     last = run_dir / "iter_20.pth"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     capsys.readouterr()
@@ -106,8 +87,8 @@ def test_a_truncated_last_checkpoint_gives_way_to_the_newest_intact_one(small_sy
     assert "resumed epoch: 0, iter: 10" in sorted(run_dir.glob("*/*.log"))[-1].read_text()
 
 
-def test_a_copied_run_directory_tests_its_own_checkpoints(small_synthetic):
-    original = train([*small_synthetic, *FEW_ITERS])
+def test_a_copied_run_directory_tests_its_own_checkpoints(trained_run_copy):
+    original = trained_run_copy
     copy = Path("copied-run")
     shutil.copytree(original, copy)
     shutil.rmtree(original)

@@ -11,11 +11,10 @@ import json
 from pathlib import Path
 
 import pytest
-import wandb_offline
-from test_sweeps import QUICK, sweep
-from test_train import train
 
 from seglab.report import report
+from tests.helpers import wandb_records
+from tests.helpers.commands import QUICK, sweep, train
 
 API_KEY = "0123456789abcdef-fake-wandb-api-key"
 LITERAL = "s3cr3t-value-123"
@@ -66,6 +65,7 @@ def test_secret_values_are_masked_and_told_apart():
         assert mask_override(override).split("=", 1)[1].startswith("masked-"), override
 
 
+@pytest.mark.train
 def test_a_run_keeps_its_secrets_out_of_its_name_wandb_and_header():
     run_dir = train([*QUICK, *WANDB, "train_cfg.max_iters=2", "train_cfg.val_interval=2", *SECRETS])
     assert not [v for v in VALUES if v in str(run_dir)], run_dir
@@ -86,16 +86,17 @@ def test_a_run_keeps_its_secrets_out_of_its_name_wandb_and_header():
 
     # wandb still gets the overrides and the command line, masked, and the config minus secrets
     (path,) = run_dir.glob("*/vis_data/wandb/offline-run-*/run-*.wandb")
-    info = wandb_offline.run_info(path)
+    info = wandb_records.run_info(path)
     assert info["name"] == run_dir.name
     overrides = info["config"]["overrides"]
     assert "+custom.password=masked-" in " ".join(overrides) and "logger=wandb" in overrides
     custom = info["config"]["hydra_config"]["custom"]
     assert "password" not in custom and custom["data_dir"].startswith("masked-")
-    args = wandb_offline.environment(path)["args"]
+    args = wandb_records.environment(path)["args"]
     assert "logger=wandb" in args and "+wandb.origin=masked-" in " ".join(args)
 
 
+@pytest.mark.train
 def test_a_sweep_keeps_its_secrets_out_of_its_names_summary_and_output(capsys):
     # seglab-only keys: mmengine prints the config it trains with, an mmengine key's value too
     tokens = ["s3cr3t-a-111", "s3cr3t-b-222"]
@@ -117,7 +118,7 @@ def test_a_sweep_keeps_its_secrets_out_of_its_names_summary_and_output(capsys):
             assert not holding(path, [*values, API_KEY]), path
         for path in files(run_dir):
             assert not holding(path, [API_KEY, ENV_SECRET]), path
-        info = wandb_offline.run_info(next(wandb_dir.glob("offline-run-*/run-*.wandb")))
+        info = wandb_records.run_info(next(wandb_dir.glob("offline-run-*/run-*.wandb")))
         assert info["group"] == sweep_dir.name and info["name"] == run_dir.name
     assert not holding(sweep_dir / "summary.json", values)
     table = report(str(sweep_dir))  # the swept column: two masked values

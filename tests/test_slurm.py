@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import slurm_cluster
-from test_sweeps import QUICK, sweep
 
-pytestmark = pytest.mark.slow
+from tests.helpers import slurm_cluster
+from tests.helpers.commands import QUICK, sweep
+
+pytestmark = [pytest.mark.slow, pytest.mark.train, pytest.mark.processes]
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +42,8 @@ def test_sweep_jobs_run_as_slurm_jobs(slurm, monkeypatch):
     # the jobs ran under SLURM: submitit kept each one's scheduler log
     (sweep_dir,) = Path("outputs/sweeps").iterdir()
     assert len(list(sweep_dir.glob(".submitit/*/*_log.out"))) == 2
+    # what the preset and the command line set reached sbatch
+    (script,) = sweep_dir.glob(".submitit/*/*_submission.sh")
+    sbatch = script.read_text()
+    for option in ("--time=10", "--cpus-per-task=1", "--mem=1GB", "--ntasks-per-node=1"):
+        assert f"#SBATCH {option}\n" in sbatch, sbatch

@@ -7,42 +7,20 @@ import json
 import multiprocessing
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMALL_SYNTHETIC
 
 from seglab.checkpoint_loading import load_local_checkpoint
 from seglab.cli import main
 from seglab.compose import compose
-
-QUICK = [
-    "experiment=demo",
-    *SMALL_SYNTHETIC,
-    "train_cfg.max_iters=4",
-    "train_cfg.val_interval=4",
-    "default_hooks.checkpoint.interval=2",
-]
+from tests.helpers.commands import QUICK, job, sweep
 
 
-def sweep(args: list[str]) -> tuple[int, dict]:
-    """Run `seglab -m ARGS` in this process; return its exit code and the sweep summary."""
-    code = 0
-    try:
-        main(["-m", *args])
-    except SystemExit as exit_:
-        code = exit_.code
-    (summary,) = Path("outputs/sweeps").glob("*/summary.json")
-    return code, json.loads(summary.read_text())
-
-
-def job(summary: dict, override: str) -> dict:
-    (found,) = [j for j in summary["jobs"] if override in j["overrides"]]
-    return found
-
-
+@pytest.mark.train
 def test_grid_jobs_write_only_to_their_own_directories():
     from mmengine.logging import MMLogger
     from mmengine.visualization import Visualizer
@@ -64,6 +42,7 @@ def test_grid_jobs_write_only_to_their_own_directories():
     assert not MMLogger._instance_dict.keys() - {"mmengine"}, "nor a logger"
 
 
+@pytest.mark.train
 def test_a_failed_job_does_not_end_the_sweep(capsys):
     code, summary = sweep([*QUICK, "model.decode_head.loss_decode.loss_weight=1.0,nan,abc"])
     assert code == 1
@@ -77,6 +56,7 @@ def test_a_failed_job_does_not_end_the_sweep(capsys):
     assert "1 finished, 2 failed;" in printed and "loss_weight=abc" in printed
 
 
+@pytest.mark.train
 def test_jobs_stop_their_loader_workers_when_they_end():
     """Finished or failed, a job stops its data loaders' persistent workers itself: left to the
     garbage collector, each worker cost a later job of the sweep 5 s."""
@@ -97,6 +77,7 @@ def test_jobs_stop_their_loader_workers_when_they_end():
     assert set(multiprocessing.active_children()) == before, "no worker outlives its job"
 
 
+@pytest.mark.train
 def test_fail_fast_stops_at_the_first_failure():
     code, summary = sweep(
         [*QUICK, "hydra.sweeper.fail_fast=true", "optim_wrapper.optimizer.lr=abc,0.004"]
@@ -106,6 +87,7 @@ def test_fail_fast_stops_at_the_first_failure():
     assert summary["not_run"] == 1
 
 
+@pytest.mark.train
 def test_relaunch_skips_finished_jobs_and_resumes_interrupted_ones():
     args = [*QUICK, "optim_wrapper.optimizer.lr=0.004,0.002"]
     _, first = sweep(args)
@@ -139,6 +121,36 @@ def test_relaunch_skips_finished_jobs_and_resumes_interrupted_ones():
     assert json.loads((interrupted / "metrics.json").read_text())["iter"] == 4
 
 
+@pytest.mark.train
+def test_a_sweep_of_the_hydra_app_itself_is_named_after_its_overrides(monkeypatch, capsys):
+    """`seglab.train.main()` is the Hydra app: called without `seglab` in front, its sweep goes
+    where `seglab -m` puts the same sweep (which finds the jobs finished), its jobs are named
+    after what varies, and neither leaves anything in os.environ."""
+    from seglab import train
+
+    def seglab_variables() -> dict:
+        return {k: v for k, v in os.environ.items() if k.startswith("SEGLAB")}
+
+    args = [*QUICK, "optim_wrapper.optimizer.lr=0.004,0.002"]
+    before = seglab_variables()
+    monkeypatch.setattr(sys, "argv", ["seglab", "-m", *args])
+    train.main()
+    # (the libraries that training imports for the first time set variables of their own)
+    assert seglab_variables() == before
+    (sweep_dir,) = Path("outputs/sweeps").iterdir()
+    assert sweep_dir.name.startswith("dataset.synthetic.image_size=64,dataset.synthetic.num_")
+    lrs = ("0.004", "0.002")
+    jobs = {sweep_dir.resolve() / f"optim_wrapper.optimizer.lr={lr}" for lr in lrs}
+    assert all((j / "metrics.json").is_file() for j in jobs)
+
+    capsys.readouterr()
+    environ = dict(os.environ)
+    code, summary = sweep(args)
+    assert code == 0 and dict(os.environ) == environ
+    assert {Path(j["run_dir"]) for j in summary["jobs"]} == jobs
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 2
+
+
 def test_sweep_file_declares_the_swept_parameters():
     params = compose(["experiment=demo", "hparams_search=lr_grid"]).hydra.sweeper.params
     assert params["optim_wrapper.optimizer.lr"] == "0.004,0.002,0.001"
@@ -152,6 +164,8 @@ def test_unknown_options_stop_a_sweep_before_any_job(bad, capsys):
     assert not Path("outputs").exists()
 
 
+@pytest.mark.train
+@pytest.mark.processes
 def test_parallel_jobs_give_the_results_of_jobs_run_one_by_one(tmp_path, monkeypatch):
     """Bitwise, with the same threads per job: joblib gives each of its 2 workers one of the
     2 cores, so the jobs run one by one get one thread too (CPU sums depend on the split)."""
@@ -177,6 +191,7 @@ def test_parallel_jobs_give_the_results_of_jobs_run_one_by_one(tmp_path, monkeyp
         assert all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
+@pytest.mark.train
 def test_runs_started_in_the_same_second_share_no_mmengine_instance(tmp_path):
     """Two Runners built back to back in one process (well within one second)."""
     from mmengine.logging import MessageHub, MMLogger

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,25 +12,13 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 from seglab.cli import main
+from tests.helpers.commands import FEW_ITERS, train
 
-FEW_ITERS = [
-    "train_cfg.max_iters=20",
-    "train_cfg.val_interval=10",
-    "default_hooks.checkpoint.interval=10",
-    "default_hooks.logger.interval=5",
-]
+pytestmark = pytest.mark.train
 
 
-def train(args: list[str]) -> Path:
-    """Run `seglab ARGS`; return the run directory it wrote."""
-    before = set(Path("outputs/runs").glob("*")) if Path("outputs/runs").exists() else set()
-    main(args)
-    (run_dir,) = set(Path("outputs/runs").glob("*")) - before
-    return run_dir
-
-
-def test_short_run_writes_its_run_directory(small_synthetic):
-    run_dir = train([*small_synthetic, *FEW_ITERS])
+def test_short_run_writes_its_run_directory(trained_run):
+    run_dir = trained_run
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["iter"] == 20

@@ -7,11 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import wandb_offline
-from test_sweeps import QUICK, sweep
-from test_train import train
 
 from seglab.cli import main
+from tests.helpers import wandb_records
+from tests.helpers.commands import QUICK, sweep, train
+
+pytestmark = pytest.mark.train
 
 RUN = [
     *QUICK,
@@ -45,7 +46,7 @@ def test_metrics_at_their_iterations_per_class_images_and_config():
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     run_dir = train(RUN)
     (path,) = wandb_files(run_dir)
-    rows = wandb_offline.history(path)
+    rows = wandb_records.history(path)
     train_rows = [r for r in rows if "train/loss" in r]
     val_rows = [r for r in rows if "val/mIoU" in r]
     assert [r["iter"] for r in train_rows] == [2, 4, 6]
@@ -63,7 +64,7 @@ def test_metrics_at_their_iterations_per_class_images_and_config():
     masks = images[0]["val/predictions/all_masks"][0]
     assert {"prediction", "ground_truth"} <= set(masks)
 
-    info = wandb_offline.run_info(path)
+    info = wandb_records.run_info(path)
     assert info["name"] == run_dir.name and info["project"] == "seglab"
     assert "experiment:demo" in info["tags"] and "model:upernet_r18-tiny" in info["tags"]
     config = info["config"]
@@ -71,7 +72,7 @@ def test_metrics_at_their_iterations_per_class_images_and_config():
     assert "logger=wandb" in config["overrides"]
     assert config["git_commit"] in (head.strip(), head.strip() + "+dirty")
     best = max(r["val/mIoU"] for r in val_rows)
-    assert wandb_offline.summary(path)["val/mIoU"]["max"] == pytest.approx(best, abs=1e-3)
+    assert wandb_records.summary(path)["val/mIoU"]["max"] == pytest.approx(best, abs=1e-3)
     assert not list(Path.cwd().glob("**/code/*.py")), "no code upload"
 
 
@@ -89,7 +90,7 @@ def test_no_api_key_reaches_the_run_directory(monkeypatch):
 def test_sweep_jobs_are_grouped_and_named_after_their_overrides():
     code, summary = sweep([*RUN, "train_cfg.max_iters=3", "optim_wrapper.optimizer.lr=0.004,0.002"])
     assert code == 0
-    infos = [wandb_offline.run_info(wandb_files(Path(j["run_dir"]))[0]) for j in summary["jobs"]]
+    infos = [wandb_records.run_info(wandb_files(Path(j["run_dir"]))[0]) for j in summary["jobs"]]
     (sweep_dir,) = Path("outputs/sweeps").iterdir()
     assert {i["group"] for i in infos} == {sweep_dir.name}
     assert [i["name"] for i in infos] == [Path(j["run_dir"]).name for j in summary["jobs"]]
@@ -99,7 +100,7 @@ def test_a_resumed_run_continues_the_same_wandb_run():
     run_dir = train(RUN)
     main([*RUN, "resume=true"])
     first, second = wandb_files(run_dir)
-    assert wandb_offline.run_info(first)["id"] == wandb_offline.run_info(second)["id"]
+    assert wandb_records.run_info(first)["id"] == wandb_records.run_info(second)["id"]
 
 
 def test_an_unreachable_server_does_not_stop_training(monkeypatch):
@@ -110,4 +111,4 @@ def test_an_unreachable_server_does_not_stop_training(monkeypatch):
     run_dir = train([*RUN, "train_cfg.max_iters=3", "wandb.mode=online"])
     assert json.loads((run_dir / "metrics.json").read_text())["iter"] == 3
     (path,) = wandb_files(run_dir)  # it fell back to an offline run
-    assert [r["iter"] for r in wandb_offline.history(path) if "val/mIoU" in r] == [3]
+    assert [r["iter"] for r in wandb_records.history(path) if "val/mIoU" in r] == [3]

@@ -71,7 +71,14 @@ def test_every_upstream_config_exports_at_parity():
     assert failures == {}
 
 
-@pytest.mark.parametrize("dataset", [o for _, o in DATASETS])
+# four data sets of different kinds in the fast tier, all of them in `make test`
+SAMPLED_DATASETS = {"ade20k", "cityscapes_769x769", "pascal_voc12_aug", "synapse"}
+
+
+@pytest.mark.parametrize(
+    "dataset",
+    [o if o in SAMPLED_DATASETS else pytest.param(o, marks=pytest.mark.slow) for _, o in DATASETS],
+)
 @settings(
     max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SMALL_SYNTHETIC
-from test_bad_input import run_cli
 
-from seglab.cli import main
 from seglab.requirements import PACKAGES
+from tests.helpers.commands import SMALL_SYNTHETIC, error_line, train
 
 EXPERIMENTS = Path(__file__).parents[1] / "experiments"
 
@@ -212,15 +210,6 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def train(args: list[str]) -> Path:
-    """Run `seglab ARGS`; return the run directory it wrote."""
-    runs = Path("outputs/runs")
-    before = set(runs.glob("*")) if runs.exists() else set()
-    main(args)
-    (run_dir,) = set(runs.glob("*")) - before
-    return run_dir
-
-
 def test_every_family_is_here_once():
     families = {p.name for p in EXPERIMENTS.iterdir() if p.is_dir()}
     refused = {e.split("/")[0] for e in REFUSED} - TRAINS.keys()
@@ -230,6 +219,7 @@ def test_every_family_is_here_once():
         assert (EXPERIMENTS / f"{experiment}.yaml").is_file(), experiment
 
 
+@pytest.mark.train
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(TRAINS))
 def test_family_trains_two_iterations(family):
@@ -254,6 +244,6 @@ def test_config_needing_what_is_missing_is_refused_in_one_line(experiment, capsy
     missing = REFUSED[experiment]
     if available(missing):
         pytest.skip(f"{missing} is available here")
-    line = run_cli([f"experiment={experiment}"], capsys)  # exit code 2, one line, no checkpoint
+    line = error_line([f"experiment={experiment}"], capsys)  # exit code 2, one line, no checkpoint
     assert f" needs {missing}" in line
     assert not list(Path.cwd().glob("outputs/runs/*/*/*.log")), "no training may start"

@@ -1,80 +1,27 @@
 """A Hydra launcher that gives each sweep job its own GPU.
 
-`hydra/launcher=gpu_pool`: every job runs in a fresh process whose CUDA_VISIBLE_DEVICES names
-one device from the pool, so it sees that GPU alone (as cuda:0). As many jobs run at once as
-there are devices, and the next job starts as soon as one of them frees up. A fresh process
-per job matters: CUDA fixes the visible devices when it first initialises, so a reused worker
-(joblib's) could not move to another GPU.
+`hydra/launcher=gpu_pool` (config.py holds its options): every job runs in a fresh process
+whose CUDA_VISIBLE_DEVICES names one device from the pool, so it sees that GPU alone (as
+cuda:0). As many jobs run at once as there are devices, and the next job starts as soon as one
+of them frees up. A fresh process per job matters: CUDA fixes the visible devices when it first
+initialises, so a reused worker (joblib's) could not move to another GPU.
+
+Hydra imports this module at every start-up (its plugin scan): the pool itself is in
+_gpu_pool.py, imported when jobs are launched.
 """
 
 from __future__ import annotations
 
-import os
-import queue
-import subprocess
-import sys
-import tempfile
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
-import cloudpickle
-from hydra.core.singleton import Singleton
-from hydra.core.utils import (
-    JobReturn,
-    JobStatus,
-    configure_log,
-    filter_overrides,
-    run_job,
-    setup_globals,
-)
+from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict
-
-from seglab.masking import mask_overrides
-
-Job = TypeVar("Job")
-Result = TypeVar("Result")
-
-
-def run_on_devices(
-    jobs: Sequence[Job], devices: Sequence[str], run_one: Callable[[Job, str], Result]
-) -> list[Result]:
-    """`run_one(job, device)` for every job, each on a device no other running job holds.
-
-    At most len(devices) jobs run at once; a job starts when a device frees up. Results come
-    back in the order of `jobs`.
-    """
-    if not devices:
-        raise ValueError("hydra.launcher.devices is empty: expected at least one GPU")
-    free: queue.Queue[str] = queue.Queue()
-    for device in devices:
-        free.put(device)
-
-    def on_a_free_device(job: Job) -> Result:
-        device = free.get()
-        try:
-            return run_one(job, device)
-        finally:
-            free.put(device)
-
-    with ThreadPoolExecutor(max_workers=len(devices)) as pool:
-        return list(pool.map(on_a_free_device, jobs))
-
-
-def visible_devices() -> list[str]:
-    """The GPUs this process may use: CUDA_VISIBLE_DEVICES if set, else all that torch sees."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES"):
-        return [d.strip() for d in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
-    import torch
-
-    return [str(i) for i in range(torch.cuda.device_count())]
+from omegaconf import DictConfig
 
 
 class GPUPoolLauncher(Launcher):
-    def __init__(self, devices: Sequence[Any] | None = None) -> None:
+    def __init__(self, devices: Sequence[int | str] | None = None) -> None:
         self.devices = [str(d) for d in devices] if devices is not None else None
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
@@ -90,70 +37,6 @@ class GPUPoolLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        assert self.config is not None
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        devices = self.devices if self.devices is not None else visible_devices()
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        singleton_state = Singleton.get_state()
+        from hydra_plugins.seglab_plugins._gpu_pool import launch
 
-        def run_one(job: tuple[int, Sequence[str]], device: str) -> JobReturn:
-            idx, overrides = job
-            print(
-                f"[seglab gpu_pool] #{idx} on GPU {device}: "
-                + " ".join(mask_overrides(filter_overrides(overrides))),
-                flush=True,
-            )
-            payload = (
-                idx,
-                list(overrides),
-                self.hydra_context,
-                self.config,
-                self.task_function,
-                singleton_state,
-            )
-            return run_in_process(payload, {"CUDA_VISIBLE_DEVICES": device})
-
-        jobs = [(initial_job_idx + i, o) for i, o in enumerate(job_overrides)]
-        return run_on_devices(jobs, devices, run_one)
-
-
-def run_in_process(payload: tuple, env: dict[str, str]) -> JobReturn:
-    """Run one job in a new Python process with `env` added; return its JobReturn."""
-    with tempfile.TemporaryDirectory(prefix="seglab-job-") as tmp:
-        job_file, result_file = Path(tmp, "job.pkl"), Path(tmp, "result.pkl")
-        job_file.write_bytes(cloudpickle.dumps(payload))
-        process = subprocess.run(
-            [sys.executable, "-m", __name__, str(job_file), str(result_file)],
-            env={**os.environ, **env},
-        )
-        if result_file.is_file():
-            return cloudpickle.loads(result_file.read_bytes())
-        # killed (out of memory, a signal) before run_job could report: a failed job all the same
-        error = RuntimeError(f"the job's process exited with code {process.returncode}")
-        return JobReturn(overrides=list(payload[1]), status=JobStatus.FAILED, _return_value=error)
-
-
-def _execute_job(job_file: str, result_file: str) -> None:
-    """In the job's process: as Hydra's own launchers run a job."""
-    idx, overrides, hydra_context, config, task_function, singleton_state = cloudpickle.loads(
-        Path(job_file).read_bytes()
-    )
-    setup_globals()
-    Singleton.set_state(singleton_state)
-    sweep_config = hydra_context.config_loader.load_sweep_config(config, overrides)
-    with open_dict(sweep_config):
-        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
-        sweep_config.hydra.job.num = idx
-    result = run_job(
-        hydra_context=hydra_context,
-        config=sweep_config,
-        task_function=task_function,
-        job_dir_key="hydra.sweep.dir",
-        job_subdir_key="hydra.sweep.subdir",
-    )
-    Path(result_file).write_bytes(cloudpickle.dumps(result))
-
-
-if __name__ == "__main__":
-    _execute_job(*sys.argv[1:3])
+        return launch(self, job_overrides, initial_job_idx)

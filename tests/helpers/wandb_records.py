@@ -1,7 +1,12 @@
 """Reading an offline wandb run back: the `.wandb` file is a 7-byte header (`:W&B`, magic,
 version) followed by the LevelDB log format (32 KiB blocks of records with a 7-byte header:
 crc32, length, type 1 full / 2 first / 3 middle / 4 last); each assembled payload is a
-`wandb_internal_pb2.Record`."""
+`wandb_internal_pb2.Record`.
+
+Parsed here by hand because the installed wandb (0.31.0) ships no Python reader any more:
+`wandb.sdk.internal.datastore` (`DataStore.open_for_scan` / `scan_data`) left with the Python
+internal process, and the Go `wandb-core` binary writes the file now. Should a wandb that has it
+come back, `records` is what `DataStore.scan_data` does, and can be replaced by it."""
 
 from __future__ import annotations
 
