@@ -11,7 +11,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from seglab import checkpoint_loading
-from tests.helpers.commands import TRAINED_RUN
+from tests.helpers.commands import TRAINED_RUN, error_line
 
 
 class RunsACommand:
@@ -122,3 +122,27 @@ def test_a_refused_checkpoint_is_one_line(small_synthetic, tmp_path, capsys):
     assert exit_.value.code == 2 and not marker.exists()
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"seglab: error: {tmp_path / 'evil.pth'}: refused to load")
+
+
+def test_infer_refuses_a_hostile_checkpoint_in_one_line(tmp_path, capsys):
+    """`seglab infer` loads its checkpoint through mmseg's inferencer: still weights only."""
+    import numpy as np
+    from PIL import Image
+
+    from seglab.cli import main
+
+    marker = tmp_path / "it-ran"
+    allowlisted_hostile_checkpoint(tmp_path / "evil.pth", marker)
+    main(["export", "experiment=demo", f"out={tmp_path / 'config.py'}"])
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "image.png")
+    line = error_line(
+        [
+            "infer",
+            f"checkpoint={tmp_path / 'evil.pth'}",
+            f"image={tmp_path / 'image.png'}",
+            f"out={tmp_path / 'out'}",
+        ],
+        capsys,
+    )
+    assert line.startswith(f"seglab: error: {tmp_path / 'evil.pth'}: refused to load")
+    assert not marker.exists()
