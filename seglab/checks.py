@@ -5,6 +5,7 @@ Each failure is a ConfigError whose one line names the key, the value and what w
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
 from collections.abc import Iterator
@@ -29,11 +30,175 @@ def check_before_training(cfg: Config, network_timeout: float = 3.0, amp: bool =
         check_amp_device(cfg)
     # packages, devices and compiled ops the config needs: before anything reads data
     check_requirements(cfg)
+    check_registry_types(cfg)
+    check_counts(cfg)
+    check_backbone_depth(cfg)
     check_launcher(cfg)
     check_class_counts(cfg)
+    check_palettes(cfg)
     largest_image = check_data_files(cfg)
     check_weights_reachable(cfg, network_timeout)
     check_crop_memory(cfg, largest_image)
+
+
+# Which of mmengine's root registries builds the `type` of a node: by the top-level key, then
+# (INNER) by the registry of the node above and the key that holds it, as mmengine's Runner and
+# mmseg's classes build them. A node found in neither table is not checked: its `type` may name
+# something no registry holds (albumentations' transforms inside `Albu`).
+TOP_REGISTRIES = {
+    "model": "MODELS",
+    "tta_model": "MODELS",
+    "model_wrapper_cfg": "MODEL_WRAPPERS",
+    "optim_wrapper": "OPTIM_WRAPPERS",
+    "param_scheduler": "PARAM_SCHEDULERS",
+    "custom_hooks": "HOOKS",
+    "val_evaluator": "METRICS",
+    "test_evaluator": "METRICS",
+    "visualizer": "VISUALIZERS",
+    "log_processor": "LOG_PROCESSORS",
+    "train_cfg": "LOOPS",
+    "val_cfg": "LOOPS",
+    "test_cfg": "LOOPS",
+    "tta_pipeline": "TRANSFORMS",
+}
+INNER_REGISTRIES = {
+    (None, "dataset"): "DATASETS",  # the data loaders'
+    (None, "sampler"): "DATA_SAMPLERS",
+    (None, "batch_sampler"): "DATA_SAMPLERS",
+    ("DATASETS", "dataset"): "DATASETS",  # RepeatDataset's, ConcatDataset's
+    ("DATASETS", "datasets"): "DATASETS",
+    ("DATASETS", "pipeline"): "TRANSFORMS",
+    ("TRANSFORMS", "transforms"): "TRANSFORMS",  # TestTimeAug's, RandomChoice's, ...
+    ("OPTIM_WRAPPERS", "optimizer"): "OPTIMIZERS",
+    ("VISUALIZERS", "vis_backends"): "VISBACKENDS",
+    ("MODELS", "init_cfg"): "WEIGHT_INITIALIZERS",
+    ("MODELS", "sampler"): "TASK_UTILS",  # a head's pixel sampler
+    ("MODELS", "assigner"): "TASK_UTILS",
+    ("MODELS", "match_costs"): "TASK_UTILS",
+}
+TOP_KEYS_WALKED = ("train_dataloader", "val_dataloader", "test_dataloader", "default_hooks")
+# a node whose own keys name no registry's types: albumentations' transforms inside `Albu`
+OPAQUE_TYPES = ("Albu",)
+
+
+def typed_nodes(cfg: Config) -> Iterator[tuple[str, str, str]]:
+    """(key, registry name, type) of every `type` that a registry of known kind builds."""
+
+    def walk(key: str, node: Any, registry: str | None) -> Iterator[tuple[str, str, str]]:
+        if isinstance(node, (list, tuple)):
+            for i, item in enumerate(node):
+                yield from walk(f"{key}[{i}]", item, registry)
+            return
+        if not isinstance(node, dict):
+            return
+        if registry is not None and isinstance(node.get("type"), str):
+            yield f"{key}.type", registry, node["type"]
+            if node["type"].rpartition(".")[2] in OPAQUE_TYPES:
+                return
+        for name, child in node.items():
+            # inside a model every sub-module is a model, unless the table says otherwise
+            inner = INNER_REGISTRIES.get(
+                (registry, name), "MODELS" if registry == "MODELS" else None
+            )
+            if registry is None and key == "default_hooks":
+                inner = "HOOKS"
+            # a data loader's nodes are looked at by name; below them, only typed nodes
+            if inner is not None or key in TOP_KEYS_WALKED:
+                yield from walk(f"{key}.{name}", child, inner)
+
+    for top, node in cfg.items():
+        yield from walk(top, node, TOP_REGISTRIES.get(top))
+
+
+def check_registry_types(cfg: Config) -> None:
+    """Every `type` names a class its registry holds, looked up as the Runner builds it (in the
+    config's default scope, falling back to mmengine's): a misspelt one is one line with the
+    closest names, not `None is not a callable object` once the Runner gets to it."""
+    import mmengine.registry
+    from mmengine.utils import import_modules_from_strings
+
+    if cfg.get("custom_imports"):  # a user's own modules register their types on import
+        import_modules_from_strings(**cfg.custom_imports)
+    scope = cfg.get("default_scope") or "mmseg"
+    for key, name, value in typed_nodes(cfg):
+        root = getattr(mmengine.registry, name)
+        with root.switch_scope_and_registry(scope) as registry:
+            if registry.get(value) is None:
+                raise ConfigError(f"{key}={value!r}: {_unknown_type(registry, value)}")
+
+
+def _unknown_type(registry: Any, value: str) -> str:
+    """`no optimizer 'Adamm' in mmengine's registry; did you mean AdamW?`"""
+    chain, names = [], []
+    node = registry
+    while node is not None:  # a scope's registry and its parents: all that `get` searches
+        if node.module_dict:
+            chain.append(f"{node.scope}'s")
+            names += list(node.module_dict)
+        node = node.parent
+    near = difflib.get_close_matches(value.rpartition(".")[2], names, n=4, cutoff=0.6)
+    near += [n for n in names if n.lower() == value.lower() and n not in near]
+    hint = f"did you mean {', '.join(near)}?" if near else f"none of its {len(names)} is close"
+    return f"no {registry.name} '{value}' in {' or '.join(chain)} registry; {hint}"
+
+
+# counts that mmengine takes as they come (a loop of -5 iterations trains nothing and then
+# fails; 20.5 fails inside the loop): key -> the least value
+COUNTS = {
+    "train_cfg.max_iters": 1,
+    "train_cfg.max_epochs": 1,
+    "train_cfg.val_interval": 1,
+    "train_dataloader.batch_size": 1,
+    "val_dataloader.batch_size": 1,
+    "test_dataloader.batch_size": 1,
+    "train_dataloader.num_workers": 0,
+    "val_dataloader.num_workers": 0,
+    "test_dataloader.num_workers": 0,
+}
+
+
+def check_counts(cfg: Config) -> None:
+    for key, least in COUNTS.items():
+        top, _, name = key.partition(".")
+        value = (cfg.get(top) or {}).get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            what = "a positive integer" if least == 1 else f"an integer from {least} up"
+            raise ConfigError(f"{key}={value!r}: expected {what}")
+
+
+def check_backbone_depth(cfg: Config) -> None:
+    """A backbone with a table of depths (mmseg's ResNet family: `arch_settings`) takes one of
+    them; another fails with a KeyError deep in the model's construction."""
+    backbone = cfg.get("model", {}).get("backbone") or {}
+    depth = backbone.get("depth")
+    if depth is None or not isinstance(backbone.get("type"), str):
+        return
+    from mmseg.registry import MODELS
+
+    with MODELS.switch_scope_and_registry(cfg.get("default_scope") or "mmseg") as registry:
+        settings = getattr(registry.get(backbone["type"]), "arch_settings", None)
+    if isinstance(settings, dict) and depth not in settings:
+        depths = ", ".join(str(d) for d in settings)
+        raise ConfigError(
+            f"model.backbone.depth={depth!r}: {backbone['type']} has no depth {depth!r}; "
+            f"expected one of {depths}"
+        )
+
+
+def check_palettes(cfg: Config) -> None:
+    """A data set's colours, where its config gives them, are one per class: mmseg refuses
+    any other count only when the data set is built, after the model."""
+    for key, dataset in leaf_datasets(cfg):
+        palette = (dataset.get("metainfo") or {}).get("palette")
+        classes = dataset_classes(dataset)
+        if palette is None or classes is None or len(palette) == len(classes):
+            continue
+        raise ConfigError(
+            f"{key}.metainfo.palette: {len(palette)} colours for {len(classes)} classes; "
+            "expected one [r, g, b] per class (seglab's dataset.palette)"
+        )
 
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -14,7 +15,82 @@ USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as pytho
        seglab infer checkpoint=PATH image=PATH out=DIR [device=cuda:0] [config=PATH]
        seglab list [PATTERN ...]                  upstream's configs, as experiment=FAMILY/NAME
        seglab import FILE.py [out=PATH]           a mmseg config of your own as an experiment
-       seglab env                                 check the installation"""
+       seglab env                                 check the installation
+       seglab COMMAND --help                      one command's usage
+
+Hydra's help for training (every group option, the composed config, its flags):
+`seglab train --help`; Hydra's own flags (-m, --cfg job, -c, ...): `seglab --hydra-help`."""
+
+# what `seglab COMMAND --help` prints below the command's line in USAGE
+COMMAND_HELP = {
+    "train": "OVERRIDES are GROUP=OPTION (model=pspnet_r50-d8) and KEY=VALUE\n"
+    "(optim_wrapper.optimizer.lr=0.005); -m sweeps comma lists. Hydra's help follows.",
+    "export": "OVERRIDES as for train; out=PATH writes the mmseg config there (a .py file),\n"
+    "which plain mmseg trains with `python tools/train.py PATH`.",
+    "report": "DIR: a sweep directory, a run directory or outputs/runs. Prints the table and\n"
+    "writes report.csv, report.md and report.png in DIR.",
+    "test": "Tests a run's last checkpoint (checkpoint=PATH: another one) on the test split\n"
+    "with the run's config.py; writes test_metrics.json (test_metrics_tta.json with\n"
+    "tta=true, multi-scale and flip). show_dir=PATH: ground truth | prediction per image,\n"
+    "as PATH/NAME.png. KEY=VALUE changes a key of the run's config\n"
+    "(test_dataloader.batch_size=4); +KEY=VALUE adds one it lacks.",
+    "infer": "image= is one image or a folder of them. Writes out/NAME.png (overlay) and\n"
+    "out/NAME_labels.png (class index per pixel) per image. config= defaults to the\n"
+    "checkpoint's folder's config.py; opacity=0.5 is the overlay's.",
+    "list": "Each PATTERN is a part of the name that must appear (segformer ade20k).",
+    "import": "Writes experiments/NAME.yaml (or out=PATH), to train as experiment=NAME.",
+    "env": "Versions, CUDA and mmcv's compiled ops; exits 2 with the reason when one is wrong.",
+}
+HELP_FLAGS = ("-h", "--help")
+
+
+def command_help(name: str) -> str:
+    """One command's lines from USAGE, then what its options do."""
+    lines = USAGE.removeprefix("usage: ").splitlines()
+    prefix = "seglab [train]" if name == "train" else f"seglab {name}"
+    (line,) = [line.strip() for line in lines if line.strip().startswith(prefix)]
+    return f"usage: {line}\n\n{COMMAND_HELP[name]}"
+
+
+def groups_help() -> str:
+    """The config groups, their option counts and defaults (conf/config.yaml's list): the
+    short form of Hydra's help, whose config dump and option lists run to hundreds of lines."""
+    import yaml
+
+    from seglab.compose import CONF_DIR, CONFIG_NAME, group_options, groups
+
+    defaults = yaml.safe_load((CONF_DIR / f"{CONFIG_NAME}.yaml").read_text())["defaults"]
+    chosen = {k: v for d in defaults if isinstance(d, dict) for k, v in d.items()}
+    lines = ["config groups (GROUP=OPTION; `seglab train --help` lists every option):"]
+    for group in [g for g in groups() if g != "hydra"]:
+        options = group_options(group)
+        top = sorted((o for o in options if "/" not in o), key=lambda o: o != chosen.get(group))
+        shown = ", ".join(top)
+        if len(top) < len(options):  # experiment/: upstream's configs in family folders
+            shown += f" and {len(options) - len(top)} upstream configs (`seglab list`)"
+        default = f"default {chosen[group]}" if chosen.get(group) else "none by default"
+        count = f"{len(options):>3} option{'s' * (len(options) != 1)}"
+        lines.append(_clip(f"  {group:<15} {count}, {default}: {shown}"))
+    for group, options in _hydra_plugin_groups().items():
+        lines.append(_clip(f"  {group:<15} {len(options):>3} options: {', '.join(options)}"))
+    return "\n".join(lines)
+
+
+def _hydra_plugin_groups() -> dict[str, list[str]]:
+    """Where and how a sweep runs: Hydra's launcher and sweeper options, from its own config
+    loader (the plugins register theirs in its ConfigStore, not under conf/)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from seglab.compose import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        return {g: loader.get_group_options(g) for g in ("hydra/launcher", "hydra/sweeper")}
+
+
+def _clip(line: str, width: int = 100) -> str:
+    return line if len(line) <= width else line[: width - 4].rsplit(", ", 1)[0] + ", ..."
 
 
 def export_command(args: Sequence[str]) -> None:
@@ -44,19 +120,26 @@ def report_command(args: Sequence[str]) -> None:
 
 
 def train_command(args: Sequence[str]) -> None:
-    from seglab.compose import check_group_choices, check_plugin_values
+    from seglab.compose import check_group_choices, check_overrides
 
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
     check_group_choices(overrides)
-    check_plugin_values(overrides)  # a sweeper's or launcher's value, typed in ConfigStore
+    # key typos, typed plugin values, the launcher's machine: one line, before Hydra starts
+    shows = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help"}.intersection(args)
+    check_overrides(
+        overrides, launching=bool({"-m", "--multirun"}.intersection(args)) and not shows
+    )
     from seglab import train
+    from seglab.resolvers import tuples_as_lists
 
     # @hydra.main takes its flags and overrides from sys.argv and nowhere else: set for the
     # run, given back after it (to a test, or any other caller of main in its own process).
     argv = sys.argv
     sys.argv = [argv[0], *args]
     try:
-        train.main()
+        # Hydra's `--cfg job --resolve` prints the config OmegaConf resolved in place: no tuples
+        with tuples_as_lists() if "--resolve" in args else contextlib.nullcontext():
+            train.main()
     finally:
         sys.argv = argv
 
@@ -74,12 +157,13 @@ def import_command(args: Sequence[str]) -> None:
 
 
 def env_command(args: Sequence[str]) -> None:
-    from seglab.environment import check_environment
+    from seglab.environment import check_environment, ready_line
 
     lines, problems = check_environment()
     print("\n".join(lines))
-    if problems:
+    if problems:  # the last line says what is wrong
         raise ConfigError("; ".join(problems))
+    print(ready_line())
 
 
 def evaluate_command(args: Sequence[str]) -> None:
@@ -108,11 +192,17 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("help", "-h", "--help") and len(args) == 1:
-        print(USAGE)
-        args = ["--help"]
-    command = COMMANDS[args.pop(0)] if args and args[0] in COMMANDS else train_command
+    if args and args[0] in ("help", *HELP_FLAGS):  # `seglab help test` is `seglab test --help`
+        topic = args[1] if len(args) > 1 and args[1] in COMMANDS else None
+        print(command_help(topic) if topic else f"{USAGE}\n\n{groups_help()}")
+        return
+    name = args.pop(0) if args and args[0] in COMMANDS else "train"
+    if any(a in HELP_FLAGS for a in args):
+        print(command_help(name))
+        if name != "train":
+            return
+        print()  # and Hydra's help for the training command, which exits 0
     try:
-        command(args)
+        COMMANDS[name](args)
     except ConfigError as err:
         exit_with_error(err)

@@ -15,8 +15,10 @@ from typing import Any
 import hydra
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import ConfigCompositionException
-from omegaconf import DictConfig
+from hydra.core.override_parser.types import Override
+from hydra.errors import ConfigCompositionException, OverrideParseException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from seglab import resolvers  # noqa: F401  (registers the resolvers the YAML uses)
@@ -38,19 +40,35 @@ def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
     return sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.yaml"))
 
 
+def parse_overrides(overrides: Sequence[str]) -> list[Override]:
+    """Hydra's parse of `overrides`; a syntax error (`dataset.crop_size=[64,64`) is one line
+    with Hydra's own message, instead of the traceback an uncaught OverrideParseException is."""
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as err:
+        # Hydra's message: the error, a caret line under a lexer error, a link to the grammar
+        lines = [line.strip() for line in err.message.splitlines() if line.strip(" ^")]
+        raise ConfigError(f"{err.override}: " + "; ".join(lines)) from None
+
+
 def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
     """An unknown group option is one line naming the closest options, before Hydra composes."""
     known = groups(conf_dir)
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
+    for override in parse_overrides(overrides):
         group = override.key_or_group.lstrip("/")
-        if group not in known or override.package is not None:
+        if override.package is not None or override.is_delete():
+            continue
+        if group in known:
+            options = group_options(group, conf_dir)
+        elif group.startswith("hydra/"):  # Hydra's groups: launcher, sweeper, ...
+            options = hydra_group_options(group, conf_dir)
+        else:
             continue
         values = (
             list(override.sweep_string_iterator())
             if override.is_sweep_override()
             else [override.value()]
         )
-        options = group_options(group, conf_dir)
         for value in values:
             if value is None and group == "experiment":
                 continue
@@ -58,6 +76,15 @@ def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> 
                 raise ConfigError(
                     f"{group}={value}: no such {group} option; {_closest(value, options)}"
                 )
+
+
+def hydra_group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    """The options of one of Hydra's groups (`hydra/launcher`): its own, its plugins' (their
+    ConfigStore entries) and conf/hydra's, as Hydra's config loader lists them."""
+    if GlobalHydra.instance().is_initialized():
+        return GlobalHydra.instance().config_loader().get_group_options(group)
+    with hydra.initialize_config_dir(str(conf_dir), version_base="1.3"):
+        return GlobalHydra.instance().config_loader().get_group_options(group)
 
 
 def _closest(value: str, options: list[str]) -> str:
@@ -84,7 +111,9 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictCon
     """The config `python -m seglab OVERRIDES` would run, with its `hydra` node.
 
     A value that a typed node refuses (the sweepers' and launchers' options are dataclasses)
-    is a ConfigError naming the key, the value and the type expected.
+    is a ConfigError naming the key, the value and the type expected; a key the config lacks
+    names the closest keys beside it; any other composition error is Hydra's message on one
+    line.
     """
     check_group_choices(overrides, conf_dir)
     try:
@@ -93,32 +122,63 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictCon
         with hydra.initialize_config_dir(str(conf_dir), version_base="1.3"):
             return hydra.compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
     except ConfigCompositionException as err:
-        error = typed_node_error(err.__cause__, overrides)
-        if error is None:
-            raise
+        error = typed_node_error(err.__cause__, overrides) or unknown_key_error(
+            err.__cause__, overrides
+        )
+        if error is None:  # Hydra's own message (a defaults list that names a missing file)
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            cause = str(err.__cause__ or "").strip().splitlines()
+            error = ConfigError("; ".join(lines + cause[:1]))  # the cause: what was wrong
         raise error from None
 
 
-# the nodes of Hydra's plugins: the sweeper's and the launcher's options
-PLUGIN_KEYS = ("hydra.sweeper", "hydra.launcher")
+def check_overrides(
+    overrides: Sequence[str], launching: bool = False, conf_dir: Path = CONF_DIR
+) -> None:
+    """What Hydra would refuse in several lines, or what would fail only once jobs launch, as
+    one line before Hydra starts: a key the config lacks (`optim_wrapper.optimizer.lrr=0.1`,
+    where Hydra hints at `+`), a wrong value for a typed node (the sweeper's and launcher's
+    options: seglab's in hydra_plugins/seglab_plugins/config.py, Hydra's own in its joblib and
+    submitit plugins), and where `launching` (a sweep that will start jobs, not `--cfg`) a
+    launcher this machine cannot run.
 
-
-def check_plugin_values(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
-    """A wrong value for the sweeper or the launcher (`hydra.sweeper.n_trials=abc`,
-    `hydra.launcher.devices=x`) is one line naming the key, before Hydra starts: Hydra would
-    refuse it with a message of several lines (their options are typed: seglab's in
-    hydra_plugins/seglab_plugins/config.py, Hydra's own in its joblib and submitit plugins).
-
-    Composes the config only where an override sets such a value; sweeps (`model=a,b`,
-    `lr=interval(...)`) are left out, as they cannot change the sweeper's or launcher's node.
+    Composes the config once, with the overrides that are not sweeps; a swept key is looked up
+    in that config unless a group option is swept too (its keys may differ per option).
     """
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    if not any(o.key_or_group.startswith(PLUGIN_KEYS) for o in parsed):
-        return
-    compose(
+    from seglab.requirements import check_launcher_environment
+
+    parsed = parse_overrides(overrides)
+    cfg = compose(
         [line for line, o in zip(overrides, parsed, strict=True) if not o.is_sweep_override()],
         conf_dir,
     )
+    swept = [(line, o) for line, o in zip(overrides, parsed, strict=True) if o.is_sweep_override()]
+    known = groups(conf_dir)
+    if not any(o.key_or_group.lstrip("/") in known for _, o in swept):
+        for line, override in swept:
+            if override.is_add() or override.is_force_add() or override.is_delete():
+                continue
+            key = override.key_or_group
+            parent_key, _, leaf = key.rpartition(".")
+            parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+            if isinstance(parent, DictConfig) and leaf not in parent:
+                raise missing_key_error(line, key, list(parent))
+    if launching or cfg.hydra.mode == RunMode.MULTIRUN:  # `hydra.mode=MULTIRUN` is `-m` too
+        choice = cfg.hydra.runtime.choices.get("hydra/launcher")
+        check_launcher_environment(choice, cfg.hydra.launcher)
+
+
+def missing_key_error(override: str, key: str, siblings: Sequence[str]) -> ConfigError:
+    """`KEY=VALUE: no key LEAF under PARENT; did you mean NEAR?` (Hydra says only that `+KEY`
+    would add it, which would train with a key no mmengine class reads)."""
+    parent, _, leaf = key.rpartition(".")
+    where = f"under {parent}" if parent else "at the top level"
+    near = difflib.get_close_matches(leaf, [str(k) for k in siblings], n=3)
+    if near:
+        hint = f"did you mean {', '.join(near)}?"
+    else:
+        hint = f"+{override.lstrip('+')} adds it, if a class reads it"
+    return ConfigError(f"{override}: no key {leaf} {where}; {hint}")
 
 
 def typed_node_error(cause: BaseException | None, overrides: Sequence[str]) -> ConfigError | None:
@@ -140,7 +200,7 @@ def typed_node_error(cause: BaseException | None, overrides: Sequence[str]) -> C
     else:
         return None
     value = cause.value
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
+    for override in parse_overrides(overrides):
         if override.key_or_group == key:
             value = override.get_value_element_as_str()
     if expected is not None:
@@ -156,6 +216,22 @@ def typed_node_error(cause: BaseException | None, overrides: Sequence[str]) -> C
         group = key.rsplit(".", 1)[0].replace(".", "/")
         hint = f"{object_type.__name__} takes no options (pick another with {group}=NAME)"
     return ConfigError(f"{key}={value}: no such key; {hint}")
+
+
+def unknown_key_error(cause: BaseException | None, overrides: Sequence[str]) -> ConfigError | None:
+    """Hydra's `Could not override 'KEY'` for a key the composed YAML lacks, as one line naming
+    the closest keys beside it; None for any other error."""
+    parent = getattr(cause, "parent_node", None)
+    if not isinstance(cause, ConfigAttributeError | ConfigKeyError) or not isinstance(
+        parent, DictConfig
+    ):
+        return None
+    key = str(getattr(cause, "full_key", "") or cause.key)
+    for line, override in zip(overrides, parse_overrides(overrides), strict=True):
+        # `optim_wrapper.optimizr.lr=0.1`: the key missing is `optim_wrapper.optimizr`
+        if override.key_or_group == key or override.key_or_group.startswith(f"{key}."):
+            return missing_key_error(line, key, list(parent))
+    return None
 
 
 _PLURALS = {int: "integers", float: "numbers", str: "strings", bool: "true or false values"}

@@ -30,6 +30,7 @@ PROBE_SIZE = 64  # height and width of the input the model is measured on
 PROBE_BATCH = 2  # BatchNorm in training mode needs more than one value per channel
 WEIGHT_COPIES = 4  # weights, gradients and up to two optimizer states (AdamW)
 FAR_BEYOND = 4  # a crop side this many times the images' side is mostly padding
+CROP_WARNING = 2  # a crop side over this many times the images' side is worth a warning
 
 
 def check_crop_memory(cfg: Config, largest_image: tuple[int, int] | None = None) -> None:
@@ -63,13 +64,23 @@ def check_crop_memory(cfg: Config, largest_image: tuple[int, int] | None = None)
                     + (f"; {beyond}" if beyond else "")
                     + "; lower dataset.crop_size or train_dataloader.batch_size"
                 )
-    if far:
-        print(
-            f"seglab: warning: dataset.crop_size={list(crop)}: {beyond}, so every crop is mostly "
-            "padding; expected a crop about their size",
-            file=sys.stderr,
-            flush=True,
-        )
+    warn_if_crop_beyond_images(crop, largest_image)
+
+
+def warn_if_crop_beyond_images(crop: tuple[int, int], image: tuple[int, int] | None) -> None:
+    """One line where a crop side is over CROP_WARNING times the largest sampled image's: a
+    step then works on padding, or on images upscaled (dataset.scale) to fill it."""
+    if image is None or not any(c > CROP_WARNING * i for c, i in zip(crop, image, strict=True)):
+        return
+    print(
+        f"seglab: warning: dataset.crop_size={list(crop)}: over {CROP_WARNING}x the training "
+        f"images (at most {image[0]}x{image[1]}), so each crop is mostly padding or upscaled "
+        f"pixels, {crop[0] * crop[1] / (image[0] * image[1]):.0f}x an image's pixels a step; "
+        "expected a crop about their size (dataset=custom takes it from the images unless "
+        "dataset.crop_size is set)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _train_pipeline(cfg: Config) -> list[dict]:

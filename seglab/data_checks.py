@@ -19,6 +19,7 @@ import numpy as np
 from mmengine.config import Config
 from PIL import Image
 
+from seglab import data_layout
 from seglab.errors import ConfigError
 
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
@@ -142,8 +143,11 @@ def check_file_list(key: str, instance: Any, entries: list[dict]) -> None:
     prefix = getattr(instance, "data_prefix", {})
     if not entries:
         raise ConfigError(
-            f"{key}: no images ending in {instance.img_suffix!r} in {prefix.get('img_path')}; "
-            "expected the split's images there (dataset.img_suffix sets the ending)"
+            f"{key}: no images ending in {instance.img_suffix!r} in {prefix.get('img_path')}"
+            + (
+                _other_endings(prefix.get("img_path"), instance.img_suffix)
+                or "; expected the split's images there (dataset.img_suffix sets the ending)"
+            )
         )
     for path_key in ("img_path", "seg_map_path"):
         missing = [e for e in entries if e.get(path_key) and not os.path.isfile(e[path_key])]
@@ -155,13 +159,38 @@ def check_file_list(key: str, instance: Any, entries: list[dict]) -> None:
                 f"{key}.ann_file={instance.ann_file!r} lists {len(missing)} images that do not "
                 f"exist, the first {first['img_path']}; expected files ending in "
                 f"{instance.img_suffix!r} in {prefix.get('img_path')}"
+                + _other_endings(prefix.get("img_path"), instance.img_suffix)
             )
+        labels = prefix.get("seg_map_path")
         raise ConfigError(
             f"{key}: {len(missing)} of {len(entries)} images have no label, the first "
             f"{first['img_path']} (no {first['seg_map_path']}); expected a label of the same "
-            f"name ending in {instance.seg_map_suffix!r} (dataset.seg_map_suffix) in "
-            f"{prefix.get('seg_map_path')}"
+            f"name ending in {instance.seg_map_suffix!r} (dataset.seg_map_suffix) in {labels}"
+            # no label found at all: the ending is wrong rather than some labels missing
+            + (_label_endings(instance, labels) if len(missing) == len(entries) else "")
         )
+
+
+def _label_endings(instance: Any, labels: str) -> str:
+    """`, which holds 4 '.bmp' files: set dataset.seg_map_suffix=.bmp` where the label folder
+    holds images whose names are the images' with another ending."""
+    found = data_layout.describe_endings(labels) if os.path.isdir(labels) else ""
+    if not found:
+        return ""
+    images = instance.data_prefix.get("img_path")
+    ending = data_layout.label_suffix("", images, instance.img_suffix, labels, "")
+    return f", which holds {found}" + (f": set dataset.seg_map_suffix={ending}" if ending else "")
+
+
+def _other_endings(folder: str | None, suffix: str) -> str:
+    """`, which holds 4 '.png' files: set dataset.img_suffix=.png` where the images in `folder`
+    end otherwise than `suffix`, else ''."""
+    counts = data_layout.endings(folder) if folder and os.path.isdir(folder) else None
+    if not counts or counts.most_common(1)[0][0] == suffix:
+        return ""
+    ending = counts.most_common(1)[0][0]
+    found = data_layout.describe_endings(folder)
+    return f", which holds {found}: set dataset.img_suffix={ending}"
 
 
 def spread(count: int, samples: int = LABELS_SAMPLED_PER_SPLIT) -> list[int]:

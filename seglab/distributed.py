@@ -87,16 +87,19 @@ class TorchrunCallback(Callback):
         with read_write(config), open_dict(config):
             if config.get("launcher", "none") == "none" and world_size > 1:
                 config.launcher = "pytorch"
-            if config.launcher != "pytorch":
-                return
-            dist_cfg = OmegaConf.to_container(config.env_cfg.get("dist_cfg", {}), resolve=True)
-            self._started = not dist.is_initialized()
-            start_process_group(dist_cfg)
-            choice = [_resolve_run_dir(config) if dist.get_rank() == 0 else None]
-            dist.broadcast_object_list(choice, src=0)
-            run_dir, error = choice[0]
-            if error:  # Hydra only warns about a callback's exception: every rank stops here
-                exit_with_error(f"hydra.run.dir: {error}")
+        if config.launcher != "pytorch":
+            return
+        dist_cfg = OmegaConf.to_container(config.env_cfg.get("dist_cfg", {}), resolve=True)
+        self._started = not dist.is_initialized()
+        start_process_group(dist_cfg)
+        choice = [_resolve_run_dir(config) if dist.get_rank() == 0 else None]
+        dist.broadcast_object_list(choice, src=0)
+        run_dir, error = choice[0]
+        if error:  # Hydra only warns about a callback's exception: every rank stops here
+            exit_with_error(f"hydra.run.dir: {error}")
+        # on the hydra node itself: HydraConfig.set_config (rank 0, above) flags it read-only,
+        # and that flag outranks one set on the root
+        with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.run.dir = run_dir
             if dist.get_rank() > 0:
                 config.hydra.output_subdir = None

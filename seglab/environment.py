@@ -69,3 +69,12 @@ def collected_environment() -> list[str]:
         return [f"{key}: {str(value).rstrip()}" for key, value in collect_env().items()]
     except Exception as err:  # a report, not a check: seglab's own checks above still stand
         return [f"(not collected: {err})"]
+
+
+def ready_line() -> str:
+    """The last line of `seglab env` when nothing is wrong: where runs will train."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    where = f"{gpus} GPU{'s' if gpus > 1 else ''}" if gpus else "the CPU (no GPU visible)"
+    return f"seglab env: all is well; runs train on {where}"

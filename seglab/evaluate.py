@@ -2,56 +2,156 @@
 seglab's run directories.
 
     seglab test run_dir=DIR [checkpoint=PATH] [tta=true] [show_dir=PATH] [KEY=VALUE ...]
-    seglab infer checkpoint=PATH image=PATH_OR_FOLDER out=DIR [device=cuda:0] [config=PATH]
+    seglab infer checkpoint=PATH image=PATH_OR_FOLDER out=DIR [device=cpu] [config=PATH]
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import yaml
 from mmengine.config import Config
+from mmengine.registry import HOOKS
 from mmengine.runner import Runner
+from mmseg.engine.hooks import SegVisualizationHook
 
 from seglab import checkpoint_loading, hooks  # noqa: F401  (register the loader and the hooks)
+from seglab.console import SeglabRunner
 from seglab.errors import ConfigError
 from seglab.metrics import with_per_class_metrics
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+# what OpenCV (mmcv's image backend) reads
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+TEST_OPTIONS = ("run_dir", "checkpoint", "tta", "show_dir")
+INFER_OPTIONS = ("checkpoint", "image", "out", "device", "config", "opacity")
+INFER_USAGE = (
+    "expected checkpoint=PATH image=PATH_OR_FOLDER out=DIR "
+    "[device=cpu|cuda|cuda:N] [config=PATH] [opacity=0.5]"
+)
+LABELS_SUFFIX = "_labels.png"
 
 
 def split_options(args: Sequence[str], options: Sequence[str]) -> tuple[dict, dict]:
-    """`key=value` arguments: seglab's options, and config keys to change (YAML values)."""
+    """`key=value` arguments: seglab's options, and config keys to change (YAML values; a
+    leading `+` adds a key the config lacks, as in Hydra)."""
     chosen, changes = {}, {}
     for arg in args:
         key, sep, value = arg.partition("=")
-        if not sep:
+        if not sep or not key:
             raise ConfigError(f"{arg}: expected KEY=VALUE")
         if key in options:
             chosen[key] = value
-        else:
+            continue
+        try:
             changes[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or "not a YAML value"
+            raise ConfigError(f"{arg}: {problem}; quote a value holding [ ] {{ }} : or ,") from None
     return chosen, changes
 
 
-def last_checkpoint(run_dir: Path) -> Path:
-    """The run's own last checkpoint (a copied run directory's, not its original's)."""
+def _closest(word: str, candidates: Sequence[str]) -> str:
+    near = difflib.get_close_matches(word, [str(c) for c in candidates], n=3)
+    return f"did you mean {', '.join(near)}?" if near else ""
+
+
+def check_changes(cfg: Mapping, changes: Mapping[str, Any]) -> None:
+    """Each `KEY=VALUE` names a key the run's config has (mmengine's merge would add a typo as a
+    new key, and the class it reaches would fail with a traceback after the model is built);
+    `+KEY=VALUE` adds one on purpose (a key such as `model.test_cfg.stride` for slide mode)."""
+    for key, value in changes.items():
+        if key.startswith("+"):
+            continue
+        node: Any = cfg
+        parts = key.split(".")
+        for depth, part in enumerate(parts):
+            parent = ".".join(parts[:depth])
+            if isinstance(node, list | tuple) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, Mapping) and part in node:
+                node = node[part]
+            else:
+                raise _missing_key(key, value, part, parent, node)
+
+
+def _missing_key(key: str, value: Any, part: str, parent: str, node: Any) -> ConfigError:
+    """`KEY=VALUE: no key PART under PARENT; did you mean NEAR?`, in compose's wording."""
+    arg = f"{key}={value}"
+    if not isinstance(node, Mapping):
+        kind = f"a list of {len(node)}" if isinstance(node, list | tuple) else repr(node)
+        return ConfigError(f"{arg}: {parent} is {kind}, it has no {part}")
+    where = f"under {parent}" if parent else "in the run's config"
+    siblings = list(node) + (list(TEST_OPTIONS) if not parent else [])
+    hint = _closest(part, siblings) or f"+{arg} adds it, if a class reads it"
+    return ConfigError(f"{arg}: no key {part} {where}; {hint}")
+
+
+def true_or_false(key: str, value: str) -> bool:
+    """A yes/no option (as seglab has read it: true, yes, 1), anything else refused rather
+    than read as false."""
+    word = value.strip().lower()
+    if word not in ("true", "yes", "1", "false", "no", "0"):
+        raise ConfigError(f"{key}={value}: expected true or false")
+    return word in ("true", "yes", "1")
+
+
+def last_checkpoint(run_dir: Path, key: str = "run_dir") -> Path:
+    """The run's own last checkpoint (a copied run directory's, not its original's); `key` is
+    the option that named the run directory."""
     from seglab.run_dirs import resume_checkpoint
 
     checkpoint, note = resume_checkpoint(run_dir)
     if checkpoint is None:
         raise ConfigError(
-            f"run_dir={str(run_dir)!r} holds no checkpoint; "
+            f"{key}={str(run_dir)!r} holds no checkpoint; "
             "expected a seglab run directory, or give checkpoint=PATH"
         )
     if note:
-        print(
-            f"seglab: {note}; testing {checkpoint.name}, the newest intact checkpoint", flush=True
-        )
+        print(f"seglab: {note}; using {checkpoint.name}, the newest intact checkpoint", flush=True)
     return checkpoint
+
+
+@HOOKS.register_module()
+class ShowDirHook(SegVisualizationHook):
+    """mmseg's visualization hook (ground truth beside prediction, as tools/test.py
+    --show-dir), writing each test image's drawing to OUT_DIR under the image's own name with
+    `.png` (its path below the test split's image folder, so flat for a flat folder), where
+    mmseg's own hook writes `vis_data/vis_image/test_NAME.jpg_0.png` below the log folder."""
+
+    def __init__(self, out_dir: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.out_dir = Path(out_dir)
+        self.written: list[Path] = []
+        self._image_root: Path | None = None
+
+    def before_test(self, runner: Runner) -> None:
+        prefix = getattr(runner.test_dataloader.dataset, "data_prefix", {}).get("img_path")
+        self._image_root = Path(prefix) if prefix else None
+
+    def after_test_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None):
+        import mmcv
+
+        for output in outputs or ():
+            image = Path(output.img_path)
+            target = self.out_dir / self._name(image)
+            self._visualizer.add_datasample(
+                image.name,
+                mmcv.imread(str(image), channel_order="rgb"),
+                data_sample=output,
+                out_file=str(target),  # mmcv.imwrite creates the folders
+            )
+            self.written.append(target)
+
+    def _name(self, image: Path) -> Path:
+        if self._image_root is not None and image.is_relative_to(self._image_root):
+            return image.relative_to(self._image_root).with_suffix(".png")
+        return Path(image.stem + ".png")
 
 
 def config_of_run(
@@ -64,7 +164,8 @@ def config_of_run(
         )
     # a Config without a file name: the Runner dumps it beside its logs, not over config.py
     cfg = Config(Config.fromfile(str(run_dir / "config.py")).to_dict(), format_python_code=False)
-    cfg.merge_from_dict(changes)
+    check_changes(cfg.to_dict(), changes)
+    cfg.merge_from_dict({key.lstrip("+"): value for key, value in changes.items()})
     cfg.launcher = "none"  # one process, as tools/test.py without --launcher (a torchrun run too)
     cfg.work_dir = str(run_dir / "test")
     cfg.load_from = str(checkpoint or last_checkpoint(run_dir))
@@ -73,75 +174,180 @@ def config_of_run(
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
-    if show_dir:  # an overlay for every test image
-        cfg.default_hooks.visualization.update(draw=True, interval=1)
-        cfg.visualizer.save_dir = show_dir
+    if show_dir:  # a drawing for every test image
+        cfg.default_hooks.visualization = dict(
+            type="ShowDirHook", out_dir=str(Path(show_dir).resolve()), draw=True, interval=1
+        )
     cfg.experiment_name = f"test:{run_dir.name}@{time.time_ns()}"
     cfg.visualizer.name = f"{cfg.experiment_name}:visualizer"
     return cfg
 
 
+def _missing_run_dir(changes: Mapping[str, Any]) -> ConfigError:
+    """No run_dir=: a key that looks like a misspelt option is named."""
+    for key in changes:
+        if difflib.get_close_matches(key, TEST_OPTIONS, n=1, cutoff=0.7):
+            hint = _closest(key, TEST_OPTIONS)
+            return ConfigError(f"{key}={changes[key]}: no option {key}; {hint}")
+    return ConfigError("seglab test: expected run_dir=DIR (a seglab run directory)")
+
+
 def evaluate_command(args: Sequence[str]) -> dict:
     from seglab.train import release_singletons
 
-    options, changes = split_options(args, ("run_dir", "checkpoint", "tta", "show_dir"))
+    options, changes = split_options(args, TEST_OPTIONS)
     if "run_dir" not in options:
-        raise ConfigError("seglab test: expected run_dir=DIR (a seglab run directory)")
+        raise _missing_run_dir(changes)
     run_dir = Path(options["run_dir"])
-    tta = str(options.get("tta", "false")).lower() in ("true", "1", "yes")
+    tta = true_or_false("tta", options["tta"]) if "tta" in options else False
     checkpoint = Path(options["checkpoint"]) if "checkpoint" in options else None
     if checkpoint is not None and not checkpoint.is_file():
         raise ConfigError(f"checkpoint={str(checkpoint)!r} is not a file")
     cfg = config_of_run(run_dir, checkpoint, tta, options.get("show_dir"), changes)
     try:
-        metrics = Runner.from_cfg(cfg).test()
+        runner = SeglabRunner.from_cfg(cfg)  # the quieter console training has
+        metrics = runner.test()
     finally:
         release_singletons(cfg)
     out = run_dir / ("test_metrics_tta.json" if tta else "test_metrics.json")
     record = {"checkpoint": cfg.load_from, **{k: hooks.json_value(v) for k, v in metrics.items()}}
     out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"test metrics: {', '.join(f'{k}={v}' for k, v in record.items())}\nwritten: {out}")
+    shown = [h for h in runner.hooks if isinstance(h, ShowDirHook)]
+    if shown:
+        print(
+            f"ground truth | prediction of {len(shown[0].written)} test image(s): "
+            f"{shown[0].out_dir}/ (one PNG per image, named after it)"
+        )
     return record
 
 
+def check_device(device: str) -> str:
+    """A torch device this machine has: `cpu`, `cuda` or `cuda:N` (torch's names)."""
+    import torch
+
+    kind, _, index = device.partition(":")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+        if kind == "gpu" and not index and not gpus:
+            raise _no_gpu(device)
+        raise ConfigError(f"device={device}: expected cpu, cuda or cuda:N (torch's names)")
+    if kind == "cuda" and not gpus:
+        raise _no_gpu(device)
+    if index and kind == "cuda" and int(index) >= gpus:
+        raise ConfigError(
+            f"device={device}: this machine has {gpus} GPU(s), cuda:0 to cuda:{gpus - 1}"
+        )
+    return device
+
+
+def _no_gpu(device: str) -> ConfigError:
+    import torch
+
+    return ConfigError(
+        f"device={device}: torch {torch.__version__} sees no CUDA GPU here; "
+        "leave device out (cpu) or run where `seglab env` says CUDA available: True"
+    )
+
+
+def images_to_segment(image: Path) -> list[Path]:
+    """The image, or a folder's images, each one OpenCV can read: one line for a file that is
+    not an image (read before the model is built, header only)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if image.is_dir():
+        images = sorted(p for p in image.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise ConfigError(
+                f"image={str(image)!r}: the folder holds no image ({', '.join(IMAGE_SUFFIXES)})"
+            )
+    elif image.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ConfigError(
+            f"image={str(image)!r}: not an image; expected one of {', '.join(IMAGE_SUFFIXES)}"
+            " or a folder of them"
+        )
+    else:
+        images = [image]
+    for path in images:
+        try:
+            with Image.open(path):
+                pass
+        except (UnidentifiedImageError, OSError) as err:
+            raise ConfigError(f"image={str(path)!r}: cannot be read as an image ({err})") from None
+    return images
+
+
+def output_names(images: Sequence[Path]) -> list[tuple[str, str]]:
+    """(overlay, label map) file names per image; two images that would share one is a line."""
+    names = [(f"{p.stem}.png", f"{p.stem}{LABELS_SUFFIX}") for p in images]
+    seen: dict[str, Path] = {}
+    for path, pair in zip(images, names, strict=True):
+        for name in pair:
+            if name in seen:
+                raise ConfigError(
+                    f"image={str(path.parent)!r}: {seen[name].name} and {path.name} would both "
+                    f"be written as {name}; rename one or segment them separately"
+                )
+            seen[name] = path
+    return names
+
+
+def label_map(prediction: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class indices as a PNG holds them: uint8 up to 256 classes, uint16 above."""
+    return prediction.astype(np.uint8 if num_classes <= 256 else np.uint16)
+
+
 def infer_command(args: Sequence[str]) -> list[Path]:
-    """Segments each image with mmseg's `MMSegInferencer` and writes its overlay as
-    `out/STEM.png` (lossless, one per input image, as `seglab infer` always has). The inferencer
-    builds the model as mmseg's tools do (SyncBN reverted on CPU, class names from the
-    checkpoint); its own file layout (`out/vis/NAME.jpg` under the input's suffix, `out/pred/`
-    numbered masks) is not used: the overlays are taken from it (`return_vis`) one image at a
-    time, which also keeps a large folder out of memory."""
+    """Segments each image with mmseg's `MMSegInferencer` and writes, per image, its overlay as
+    `out/STEM.png` and its class indices as `out/STEM_labels.png` (one channel, the value of a
+    pixel is its class). The inferencer builds the model as mmseg's tools do (SyncBN reverted on
+    CPU, class names from the checkpoint); its own file layout (`out/vis/NAME.jpg` under the
+    input's suffix, `out/pred/` numbered masks) is not used: overlay and prediction are taken
+    from it (`return_vis`) one image at a time, which also keeps a large folder out of memory."""
     import mmcv
     from mmseg.apis import MMSegInferencer
 
-    options, changes = split_options(
-        args, ("checkpoint", "image", "out", "device", "config", "opacity")
-    )
+    options, changes = split_options(args, INFER_OPTIONS)
+    for key, value in changes.items():
+        hint = _closest(key, INFER_OPTIONS) or "seglab infer changes no config key"
+        raise ConfigError(f"{key}={value}: no option {key}; {hint} ({INFER_USAGE})")
     missing = [k for k in ("checkpoint", "image", "out") if k not in options]
-    if missing or changes:
-        raise ConfigError(
-            f"seglab infer: expected checkpoint=PATH image=PATH out=DIR "
-            f"[device=cpu] [config=PATH] (missing {missing or list(changes)})"
-        )
+    if missing:
+        raise ConfigError(f"seglab infer: {INFER_USAGE} (missing {', '.join(missing)})")
     checkpoint, image = Path(options["checkpoint"]), Path(options["image"])
+    if checkpoint.is_dir():  # a run directory: its last checkpoint, whatever its iteration
+        checkpoint = last_checkpoint(checkpoint, key="checkpoint")
     config = Path(options.get("config") or checkpoint.parent / "config.py")
     for key, path in (("checkpoint", checkpoint), ("image", image), ("config", config)):
         if not path.exists():
             raise ConfigError(f"{key}={str(path)!r} does not exist")
-    images = (
-        sorted(p for p in image.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if image.is_dir()
-        else [image]
-    )
-    inferencer = MMSegInferencer(str(config), str(checkpoint), device=options.get("device", "cpu"))
+    device = check_device(options.get("device", "cpu"))
+    opacity = _opacity(options.get("opacity", "0.5"))
+    images = images_to_segment(image)
+    names = output_names(images)
+    inferencer = MMSegInferencer(str(config), str(checkpoint), device=device)
     inferencer.show_progress = False  # one image per call
+    num_classes = len(inferencer.model.dataset_meta["classes"])
     out = Path(options["out"])
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in images:
-        result = inferencer(str(path), return_vis=True, opacity=float(options.get("opacity", 0.5)))
-        target = out / f"{path.stem}.png"
-        mmcv.imwrite(mmcv.rgb2bgr(result["visualization"]), str(target))
-        written.append(target)
-    print(f"segmented {len(written)} image(s) into {out}")
+    for path, (overlay, labels) in zip(images, names, strict=True):
+        result = inferencer(str(path), return_vis=True, opacity=opacity)
+        mmcv.imwrite(mmcv.rgb2bgr(result["visualization"]), str(out / overlay))
+        mmcv.imwrite(label_map(result["predictions"], num_classes), str(out / labels))
+        written.append(out / overlay)
+    print(
+        f"segmented {len(written)} image(s) into {out}/: STEM.png (overlay) and "
+        f"STEM{LABELS_SUFFIX} (class index per pixel, {num_classes} classes)"
+    )
     return written
+
+
+def _opacity(value: str) -> float:
+    try:
+        opacity = float(value)
+    except ValueError:
+        opacity = -1.0
+    if not 0 <= opacity <= 1:
+        raise ConfigError(f"opacity={value}: expected a number from 0 to 1")
+    return opacity

@@ -1,9 +1,13 @@
 """`seglab report DIR`: compare the runs under a sweep or run directory without wandb.
 
 Reads each run's own files (works on a sweep that is still running or partly failed):
-`.hydra/overrides.yaml` (what it ran), `metrics.json` (its last validation), mmengine's
-`*/vis_data/scalars.json` (loss and validation curves), and the sweep's `summary.json` (failed
-and pruned jobs). Prints a table, best first, and writes report.csv, report.md and report.png.
+`.hydra/overrides.yaml` (what it ran) and `.hydra/config.yaml` (the values it did not
+override), `metrics.json` (its last validation), mmengine's `*/vis_data/scalars.json` (loss and
+validation curves), the sweep's `summary.json` (failed and pruned jobs) and a failed job's
+`traceback.txt`. Prints a table, best first, with a column for each setting whose value differs
+between the runs (a key one run overrides and another leaves at the same default does not
+count), then one line per failed run with its error; writes report.csv, report.md and
+report.png (one colour per run in every panel).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from seglab.masking import mask_overrides
+from seglab.masking import looks_secret, mask_overrides
+from seglab.run_dirs import TRACEBACK_FILE, name_order
 
 SEED_KEY = "randomness.seed"
 COLUMNS = ["status", "mIoU", "best mIoU", "mAcc", "aAcc", "iter", "wall s"]
@@ -28,9 +33,12 @@ def find_runs(root: Path) -> list[Path]:
     return sorted({p.parent.parent for p in root.glob("**/.hydra/overrides.yaml")})
 
 
-def read_run(run_dir: Path, summary_status: dict[str, str]) -> dict[str, Any]:
+def read_run(run_dir: Path, summary_jobs: dict[str, dict]) -> dict[str, Any]:
     overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
     config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) or {}
+    hydra_file = run_dir / ".hydra" / "hydra.yaml"
+    hydra = yaml.safe_load(hydra_file.read_text()) if hydra_file.is_file() else None
+    choices = ((hydra or {}).get("hydra") or {}).get("runtime", {}).get("choices") or {}
     max_iters = (config.get("train_cfg") or {}).get("max_iters")
     metrics_file = run_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
@@ -45,13 +53,22 @@ def read_run(run_dir: Path, summary_status: dict[str, str]) -> dict[str, Any]:
         miou += [(r["step"], r["mIoU"]) for r in records if "mIoU" in r]
         started = datetime.strptime(scalars.parent.parent.name, "%Y%m%d_%H%M%S").timestamp()
         wall += max(0.0, scalars.stat().st_mtime - started)
-    status = summary_status.get(str(run_dir.resolve()))
+    job = summary_jobs.get(str(run_dir.resolve()), {})
+    error, trace = _error(run_dir, job)
+    status = job.get("status") or ("failed" if error else None)
     if status is None:
         status = "finished" if metrics.get("iter") == max_iters else "incomplete"
     return {
         "run_dir": run_dir,
-        "overrides": dict(o.split("=", 1) for o in mask_overrides(overrides)),  # as printed
+        # as printed: secrets masked, `+`/`~` left out (`+x=1` and a default x=1 are alike)
+        "overrides": {
+            k.lstrip("+~"): v for k, v in (o.split("=", 1) for o in mask_overrides(overrides))
+        },
+        "config": config,
+        "choices": {k: v for k, v in choices.items() if "/" not in k},  # not hydra/launcher ...
         "status": status,
+        "error": error if status == "failed" else None,
+        "traceback": trace if status == "failed" else None,
         "mIoU": metrics.get("mIoU") if status == "finished" else None,
         "best mIoU": round(max(v for _, v in miou), 2) if miou else None,
         "mAcc": metrics.get("mAcc"),
@@ -69,29 +86,74 @@ def _unprefixed(record: dict) -> dict:
     return {k.split("/", 1)[-1]: v for k, v in record.items()}
 
 
-def summary_statuses(root: Path) -> dict[str, str]:
-    """run directory -> status, from every sweep summary at or below `root`."""
-    statuses = {}
+def _error(run_dir: Path, job: dict) -> tuple[str | None, str | None]:
+    """(the last line of a run's error, the file with its full traceback): from its sweep's
+    summary, else from the traceback a failed job left in its directory."""
+    trace = run_dir / TRACEBACK_FILE
+    path = job.get("traceback") or (str(trace) if trace.is_file() else None)
+    if job.get("error"):
+        return job["error"], path
+    if path is None:
+        return None, None
+    lines = [line for line in trace.read_text().splitlines() if line.strip()]
+    return (lines[-1].strip() if lines else "failed"), path
+
+
+def summary_jobs(root: Path) -> dict[str, dict]:
+    """run directory -> its job in the sweep's summary, from every summary at or below `root`."""
+    jobs = {}
     for summary in root.glob("**/summary.json"):
         for job in json.loads(summary.read_text()).get("jobs", []):
             if job.get("run_dir"):
-                statuses[str(Path(job["run_dir"]).resolve())] = job["status"]
-    return statuses
+                jobs[str(Path(job["run_dir"]).resolve())] = job
+    return jobs
+
+
+def setting(run: dict, key: str) -> str:
+    """The value `key` had in `run`: its override as printed, else its group choice or its
+    value in the run's composed config ("" where it has none; secrets are not read)."""
+    if key in run["overrides"]:
+        return _plain(run["overrides"][key])
+    if key in run["choices"]:
+        return str(run["choices"][key])
+    if looks_secret(key):
+        return ""
+    node: Any = run["config"]
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return ""
+        node = node[part]
+    return _plain(node)
+
+
+def _plain(value: Any) -> str:
+    """A value as one text whether it was typed (`false`, `0.50`) or read from a config
+    (False, 0.5), so that equal values compare equal."""
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def varying_keys(runs: list[dict]) -> list[str]:
-    keys = sorted({k for r in runs for k in r["overrides"]})
-    return [k for k in keys if len({r["overrides"].get(k) for r in runs}) > 1]
+    """The overridden keys whose value differs between the runs, in the order run names use
+    (group choices, the telling sections, other keys, housekeeping)."""
+    keys = sorted({k for r in runs for k in r["overrides"]}, key=name_order)
+    return [k for k in keys if len({setting(r, k) for r in runs}) > 1]
+
+
+def ordered(runs: list[dict]) -> list[dict]:
+    """Best final mIoU first (the order of the table, the legend and the failure lines)."""
+    return sorted(runs, key=lambda r: (r["mIoU"] is None, -(r["mIoU"] or 0)))
 
 
 def rows(runs: list[dict]) -> tuple[list[str], list[list[Any]]]:
-    """The table: the swept overrides, then the results; best final mIoU first."""
+    """The table: the settings that vary, then the results; best final mIoU first."""
     keys = varying_keys(runs)
-    ordered = sorted(runs, key=lambda r: (r["mIoU"] is None, -(r["mIoU"] or 0)))
     header = [*keys, *COLUMNS]
-    return header, [
-        [r["overrides"].get(k, "") for k in keys] + [r[c] for c in COLUMNS] for r in ordered
-    ]
+    return header, [[setting(r, k) for k in keys] + [r[c] for c in COLUMNS] for r in ordered(runs)]
 
 
 def seed_groups(runs: list[dict]) -> tuple[list[str], list[list[Any]]] | None:
@@ -102,7 +164,7 @@ def seed_groups(runs: list[dict]) -> tuple[list[str], list[list[Any]]] | None:
     groups: dict[tuple, list[float]] = {}
     for r in runs:
         if r["mIoU"] is not None:
-            groups.setdefault(tuple(r["overrides"].get(k, "") for k in keys), []).append(r["mIoU"])
+            groups.setdefault(tuple(setting(r, k) for k in keys), []).append(r["mIoU"])
     table = []
     for group, values in sorted(groups.items(), key=lambda kv: -statistics.mean(kv[1])):
         std = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -119,37 +181,91 @@ def markdown(header: list[str], table: list[list[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def labels(runs: list[dict]) -> list[str]:
+    """A run's name in the plot: its varying settings, keys cut to their last component (the
+    run directory's name where nothing varies)."""
+    keys = varying_keys(runs)
+    return [
+        ", ".join(f"{k.split('.')[-1]}={_short(setting(r, k))}" for k in keys) or r["run_dir"].name
+        for r in runs
+    ]
+
+
 def plot(runs: list[dict], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = figure(runs)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def figure(runs: list[dict]) -> Any:
+    """Loss and validation mIoU against the iteration and the best run's per-class IoU; each
+    run has one colour in every panel and a numbered legend entry (its row in the table)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = varying_keys(runs)
-    fig, (ax_loss, ax_miou, ax_class) = plt.subplots(1, 3, figsize=(17, 5.5))
-    for r in runs:
-        label = ", ".join(f"{k.split('.')[-1]}={_short(r['overrides'].get(k, ''))}" for k in keys)
+    runs = ordered(runs)  # numbered as the table lists them
+    names = [f"{i}: {label}" for i, label in enumerate(labels(runs), 1)]
+    colours = _colours(len(runs))
+    legend_rows = -(-len(runs) // 3)
+    fig = plt.figure(figsize=(17, 5.5 + 0.22 * legend_rows))
+    ax_loss, ax_miou, ax_class = fig.subplots(1, 3)
+    for r, name, colour in zip(runs, names, colours, strict=True):
         if r["loss_curve"]:
-            ax_loss.plot(*zip(*r["loss_curve"], strict=True), label=label)
+            ax_loss.plot(*zip(*r["loss_curve"], strict=True), color=colour)
         if r["miou_curve"]:
-            ax_miou.plot(*zip(*r["miou_curve"], strict=True), marker="o", label=label)
+            ax_miou.plot(*zip(*r["miou_curve"], strict=True), marker="o", color=colour)
+        # a legend entry for every run, curves or not (a failed run is in the table too)
+        ax_miou.plot([], [], color=colour, marker="o", label=name)
     ax_loss.set(title="training loss", xlabel="iteration", ylabel="loss")
     ax_miou.set(title="validation mIoU", xlabel="iteration", ylabel="mIoU (%)")
-    for ax in (ax_loss, ax_miou):
+    missing = {
+        ax_loss: "no loss logged: a run logs it every\ndefault_hooks.logger.interval iterations",
+        ax_miou: "no validation logged: a run validates every\ntrain_cfg.val_interval iterations",
+    }
+    for ax, note in missing.items():
         ax.grid(alpha=0.3)
-    if len(runs) <= 12:
-        fig.legend(*ax_miou.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
+        if not any(len(line.get_xdata()) for line in ax.lines):
+            _note(ax, note)
     best = max((r for r in runs if r["mIoU"] is not None), key=lambda r: r["mIoU"], default=None)
     if best is not None and best["per_class"]:
-        names = list(best["per_class"])
-        ax_class.bar(names, [best["per_class"][n] or 0 for n in names], color="tab:green")
-        ax_class.set(title=f"per-class IoU of the best run ({best['mIoU']} mIoU)", ylabel="IoU (%)")
+        number = runs.index(best)
+        classes = list(best["per_class"])
+        values = [best["per_class"][n] or 0 for n in classes]
+        ax_class.bar(classes, values, color=colours[number])
+        ax_class.set(
+            title=f"per-class IoU of the best run, {names[number]}"[:90]
+            + f"\n({best['mIoU']} mIoU)",
+            ylabel="IoU (%)",
+        )
         ax_class.tick_params(axis="x", rotation=45)
     else:
-        ax_class.set_axis_off()
-    fig.tight_layout(rect=(0, 0.1 if len(runs) <= 12 else 0, 1, 1))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+        _note(ax_class, "no finished run with per-class IoU")
+    fig.legend(*ax_miou.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
+    legend_height = min(0.6, (0.3 + 0.22 * legend_rows) / fig.get_figheight())
+    fig.tight_layout(rect=(0, legend_height, 1, 1))
+    return fig
+
+
+def _colours(n: int) -> list[Any]:
+    """n distinct colours: matplotlib's tab10/tab20 while they last, then a continuous map."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    if n <= 20:
+        return [colormaps["tab20"](i) for i in range(n)]
+    return [colormaps["turbo"](i / (n - 1)) for i in range(n)]
+
+
+def _note(ax: Any, text: str) -> None:
+    """A panel with nothing to draw says so instead of staying empty."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
 
 def _short(value: str) -> str:
@@ -160,11 +276,28 @@ def _short(value: str) -> str:
         return value
 
 
+def failures(runs: list[dict]) -> str:
+    """One line per failed run: its number in the table, its directory, the last line of its
+    error and where its full traceback is."""
+    lines = [
+        f"- {i}: {r['run_dir']}: {r['error']}"
+        + (f" (traceback: {r['traceback']})" if r["traceback"] else "")
+        for i, r in enumerate(ordered(runs), 1)
+        if r["status"] == "failed"
+    ]
+    return "failed runs:\n" + "\n".join(lines) + "\n" if lines else ""
+
+
+def read_runs(root: Path) -> list[dict]:
+    """Every run at or below `root`, as `read_run` reads it."""
+    jobs = summary_jobs(root)
+    return [read_run(d, jobs) for d in find_runs(root)]
+
+
 def report(root: str | Path) -> str:
     """Write report.csv, report.md and report.png in `root`; return the printed table."""
     root = Path(root)
-    statuses = summary_statuses(root)
-    runs = [read_run(d, statuses) for d in find_runs(root)]
+    runs = read_runs(root)
     if not runs:
         raise FileNotFoundError(f"{root}: no seglab runs (no .hydra/overrides.yaml) below it")
     header, table = rows(runs)
@@ -174,6 +307,8 @@ def report(root: str | Path) -> str:
     seeds = seed_groups(runs)
     if seeds is not None:
         text += "\n" + markdown(*seeds)
+    if failed := failures(runs):
+        text += "\n" + failed
     (root / "report.md").write_text(text)
     plot(runs, root / "report.png")
     return f"{text}\nwritten: {root / 'report.csv'}, {root / 'report.md'}, {root / 'report.png'}\n"

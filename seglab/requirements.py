@@ -10,7 +10,9 @@ config's `custom_imports`, its `type` values and its optimizer wrapper.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Iterator
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,3 +203,42 @@ def check_requirements(
     missing = [r for r in requirements(cfg, is_installed, has_gpu) if not r.available]
     if missing:
         raise ConfigError(missing[0].line())
+
+
+# Hydra's submitit launcher for SLURM (the `slurm` preset's, and `submitit_slurm`)
+SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+
+
+def check_launcher_environment(choice: str | None, launcher: Mapping[str, Any]) -> None:
+    """Refuse, in one line before the sweep starts, a launcher this machine cannot run: the GPU
+    pool without a GPU (the pool is empty: a traceback once the sweep has started), SLURM's
+    without SLURM (submitit's first `sbatch` fails, a traceback per sweep). `choice`: the
+    `hydra/launcher` option as the user named it."""
+    target = str(launcher.get("_target_", ""))
+    if target.endswith(".GPUPoolLauncher"):
+        from hydra_plugins.seglab_plugins._gpu_pool import pool_devices
+
+        pool_devices(launcher.get("devices"))
+    elif target == SLURM_LAUNCHER:
+        problem = slurm_problem()
+        if problem:
+            raise ConfigError(
+                f"hydra/launcher={choice}: {problem}; launch the sweep where SLURM runs (a "
+                "login node), or try it on this machine with hydra/launcher=slurm_local"
+            )
+
+
+def slurm_problem(timeout: float = 20.0) -> str | None:
+    """Why SLURM cannot take a job from here, or None: no `sbatch`, or a controller that does
+    not answer `scontrol ping` (no slurm.conf, controller down), which submitit meets only at
+    its first `sbatch`, as a traceback."""
+    if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
+        return "this machine has no SLURM (no sbatch on PATH)"
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"SLURM's controller did not answer `scontrol ping` within {timeout:.0f} s"
+    if ping.returncode != 0:
+        said = [line for line in (ping.stderr or ping.stdout).splitlines() if line.strip()]
+        return f"SLURM does not answer here (`scontrol ping`: {said[-1] if said else 'failed'})"
+    return None

@@ -4,28 +4,48 @@ The names of run and sweep directories are seglab.run_dirs'; the resolvers here 
 
 from __future__ import annotations
 
+import contextvars
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from omegaconf import ListConfig, OmegaConf
 
-from seglab import run_dirs
+from seglab import data_layout, run_dirs
 from seglab.masking import hydra_masked
 
+# OmegaConf has no tuple, and OmegaConf.resolve (Hydra's `--cfg job --resolve`) writes each
+# resolved value back into its node, which refuses one ("Value 'tuple' is not a supported
+# primitive type"): while this is set, as_tuple gives a ListConfig, which a node can hold.
+_AS_LISTS: contextvars.ContextVar[bool] = contextvars.ContextVar("as_lists", default=False)
 
-def as_tuple(*items: Any) -> tuple:
+
+@contextmanager
+def tuples_as_lists() -> Iterator[None]:
+    """`${as_tuple:...}` resolves to a list meanwhile: for a config that OmegaConf itself
+    resolves in place and prints, never for one converted for mmengine."""
+    token = _AS_LISTS.set(True)
+    try:
+        yield
+    finally:
+        _AS_LISTS.reset(token)
+
+
+def as_tuple(*items: Any) -> tuple | ListConfig | None:
     """`${as_tuple:512,512}` or `${as_tuple:${dataset.crop_size}}` -> (512, 512).
 
     mmseg asserts tuples in places (RandomCrop.crop_size, Resize.scale) while OmegaConf only
-    knows lists; a resolver's tuple survives `OmegaConf.to_container`.
+    knows lists; a resolver's tuple survives `OmegaConf.to_container`. Within
+    tuples_as_lists, a ListConfig of the same items.
     """
     if items == (None,):
         return None  # a data set without a crop size: no size where it would go
     if len(items) == 1 and isinstance(items[0], (list, tuple, ListConfig)):
         items = tuple(items[0])
-    return tuple(OmegaConf.to_container(i) if isinstance(i, ListConfig) else i for i in items)
+    values = tuple(OmegaConf.to_container(i) if isinstance(i, ListConfig) else i for i in items)
+    return ListConfig(list(values)) if _AS_LISTS.get() else values
 
 
 def length(items: Sequence) -> int:
@@ -63,6 +83,11 @@ def register() -> None:
         "run_dir": run_dir,
         "sweep_name": run_dirs.command_sweep_name,
         "hydra_masked": hydra_masked,
+        # dataset=custom: what the user's folder says, where they set nothing
+        "image_suffix": data_layout.image_suffix,
+        "label_suffix": data_layout.label_suffix,
+        "image_crop": data_layout.image_crop,
+        "image_scale": data_layout.image_scale,
     }.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

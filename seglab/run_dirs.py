@@ -10,6 +10,8 @@ launched again finds its directories (`run_name`):
   and pins both for the jobs: Hydra composes each job's config again from its overrides
   (`load_sweep_config`, in this process or in a launcher's), where the sweep's own overrides
   are gone;
+- a name says first what tells runs apart (group choices, swept and changed values, numbers
+  short), housekeeping last, and ends in a hash of all the overrides (`run_name`);
 - secret values are masked in every name (seglab/masking.py).
 
 Of `NAME`, `NAME-2`, ... a single run picks one and guards it:
@@ -28,52 +30,167 @@ from __future__ import annotations
 
 import difflib
 import fcntl
+import functools
 import hashlib
 import os
 import re
+import traceback
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Transformer
+from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import InterpolationResolutionError
 
 from seglab.errors import ConfigError, exit_with_error
-from seglab.masking import mask_overrides
+from seglab.masking import MASKED, mask_overrides
 
 LOCK_FILE = ".seglab-lock"
+# a failed job's full traceback, beside its log (RunDirCallback.on_job_end)
+TRACEBACK_FILE = "traceback.txt"
 # files that do not make a directory a run: Hydra's `.hydra/` alone is what a command stopped
-# by a config error leaves, and the corrected command takes that directory again
-NOT_A_RUN = {".hydra", LOCK_FILE}
+# by a config error leaves, and the corrected command takes that directory again (a traceback
+# alone: a job that failed before it wrote anything)
+NOT_A_RUN = {".hydra", LOCK_FILE, TRACEBACK_FILE}
 _held: dict[str, int] = {}  # run directory -> descriptor of the lock this process holds
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
+
+
+# a name's readable part stops at a whole override within this many characters; a name that is
+# not the overrides as written ends in `-` and a hash of them
+READABLE = 80
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# keys that change how a run reports, saves or loads, not what it learns: named last
+HOUSEKEEPING = re.compile(
+    r"^(default_hooks|log_processor|log_level|env_cfg|visualizer|wandb)(\.|$)"
+    r"|(^|\.)(num_workers|persistent_workers|pin_memory|val_interval)$"
+)
+# the sections whose changes say most about a run, in that order, before any other key
+TELLING = ("optim_wrapper", "param_scheduler", "train_cfg", "model", "train_dataloader")
+# an override of the form `key=value` as Hydra writes it into `override_dirname`
+_KEY = re.compile(r"^[+~]{0,2}[A-Za-z_][\w.@/-]*=")
+_FLOAT = re.compile(
+    r"(?<![\w.])-?\d+\.\d*(?:e[+-]?\d+)?(?![\w.])|(?<![\w.])-?\d+e[+-]?\d+(?![\w.])"
+)
+_SIZE = re.compile(r"\[\s*(\d+(?:\s*,\s*\d+)+)\s*\]")
 
 
 def run_name(override_dirname: str) -> str:
     """A directory name that is a function of the job's overrides, not of the clock.
 
-    Readable where it can be; characters a path must not hold, or a name too long, get a
-    short hash of the full overrides so two different jobs never share a directory.
+    `override_dirname` is Hydra's (`k=v,k=v`, sorted). The name lists what tells runs apart
+    first: group choices, then changed values (learning rate, schedule, model before data
+    and loaders), then housekeeping (logging and checkpoint intervals, loader workers), with
+    each key cut to its shortest unambiguous tail and long numbers to 3 significant digits;
+    it stops at a whole override within READABLE characters. Unless the name is the overrides
+    exactly as written, it ends in a hash of all of them, so two different override sets never
+    share a directory and the same ones always find theirs (a relaunched sweep's jobs).
     """
     if not override_dirname:
         return "default"
-    safe = _UNSAFE.sub("_", override_dirname)
-    if safe != override_dirname or len(safe) > 96 or safe.startswith("."):
-        digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:8]
-        safe = f"{safe[:80]}-{digest}"
-    return safe
+    return _named(_split(override_dirname), override_dirname, set())
 
 
 def sweep_name(task_overrides: Sequence[str]) -> str:
     """A sweep directory's name: the sweep's task overrides as written (Hydra's own are not
     among them: a launcher or a sweeper setting does not change what the jobs compute),
-    sorted, secret values masked."""
-    return run_name(",".join(mask_overrides(sorted(task_overrides))))
+    secret values masked, named as `run_name` names a run, the swept keys right after the
+    group choices. The hash is of the overrides sorted, so their order does not matter."""
+    masked = mask_overrides(sorted(task_overrides))
+    parsed = OverridesParser.create().parse_overrides(masked)
+    swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
+    return _named(masked, ",".join(masked), swept)
+
+
+def _split(override_dirname: str) -> list[str]:
+    """The overrides of an `override_dirname`: a comma inside a value (`crop_size=[64,64]`)
+    does not start a new one."""
+    parts: list[str] = []
+    for piece in override_dirname.split(","):
+        if parts and not _KEY.match(piece):
+            parts[-1] += "," + piece
+        else:
+            parts.append(piece)
+    return parts
+
+
+def _named(overrides: list[str], written: str, swept: set[str]) -> str:
+    """`run_name` of `overrides` (swept: the keys a sweep varies); `written` is what the hash
+    is of."""
+    pairs = [o.partition("=")[::2] for o in overrides]
+    keys = _short_keys([k.lstrip("+~") for k, _ in pairs])
+    order = sorted(range(len(pairs)), key=lambda i: name_order(pairs[i][0], swept))
+    parts = [
+        f"{keys[i]}={_short_value(pairs[i][1])}" if "=" in overrides[i] else overrides[i]
+        for i in order
+    ]
+    readable = ""
+    for part in map(_safe, parts):
+        if len(readable) + len(part) + 1 > READABLE:
+            break
+        readable = f"{readable},{part}" if readable else part
+    if readable == written and not readable.startswith("."):
+        return readable
+    # a first override too long for a name is cut; no name may be hidden (`.x`)
+    readable = (readable or _safe(parts[0])[:READABLE]).lstrip(".")
+    digest = hashlib.sha1(written.encode()).hexdigest()[:8]
+    return f"{readable}-{digest}" if readable else digest
+
+
+def name_order(key: str, swept: Collection[str] = ()) -> tuple[int, int, str]:
+    """Where an override goes in a name (and a column in `seglab report`): group choices,
+    swept keys, the telling sections, other keys, housekeeping; alphabetical within each."""
+    bare = key.lstrip("+~")
+    if HOUSEKEEPING.search(bare):
+        return 4, 0, bare
+    if bare in _groups():
+        return 0, 0, bare
+    if key in swept or bare in swept:
+        return 1, 0, bare
+    section = bare.split(".", 1)[0]
+    return (2, TELLING.index(section), bare) if section in TELLING else (3, 0, bare)
+
+
+@functools.cache
+def _groups() -> frozenset[str]:
+    """seglab's config groups (conf/'s folders): `model=...`, `experiment=...`."""
+    return frozenset(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+
+
+def _safe(part: str) -> str:
+    """An override as a piece of a file name: no brackets or quotes, other characters a path
+    must not hold as `_`."""
+    return _UNSAFE.sub("_", re.sub(r"[\[\]'\"]", "", part)).strip("_") or "_"
+
+
+def _short_keys(keys: list[str]) -> list[str]:
+    """Each dotted key as its shortest tail that no other key of the set ends with
+    (`optim_wrapper.optimizer.lr` -> `lr`; two `.interval`s keep a component more)."""
+    short = []
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            tail = ".".join(parts[-n:])
+            if not any(o != key and (o == tail or o.endswith("." + tail)) for o in keys):
+                break
+        short.append(tail)
+    return short
+
+
+def _short_value(value: str) -> str:
+    """Numbers with more than 3 significant digits as 3 (an Optuna trial's
+    0.0012345678901234567 -> 0.00123), sizes as 64x64; masked secrets as they are."""
+    if MASKED.fullmatch(value):
+        return value
+    value = _FLOAT.sub(lambda m: min(m[0], f"{float(m[0]):.3g}", key=len), value)
+    # a size as sizes are written: [64,64] -> 64x64
+    return _SIZE.sub(lambda m: "x".join(n.strip() for n in m[1].split(",")), value)
 
 
 def fixed_keys(task_overrides: Sequence[str]) -> list[str]:
@@ -181,7 +298,8 @@ def _given_run(path: str) -> str:
     return os.path.abspath(path)
 
 
-def _iteration(path: Path) -> int:
+def checkpoint_iteration(path: Path) -> int:
+    """The iteration an mmengine checkpoint's name says it holds (`iter_20.pth`), else -1."""
     match = re.search(r"(\d+)\.pth$", path.name)
     return int(match.group(1)) if match else -1
 
@@ -201,7 +319,9 @@ def resume_checkpoint(run_dir: Path) -> tuple[Path | None, str | None]:
     named = own_file(run_dir, Path(text)) if text else None
     if named is not None and intact(named):
         return named, None
-    saved = sorted((p for p in run_dir.glob("*.pth") if intact(p)), key=_iteration, reverse=True)
+    saved = sorted(
+        (p for p in run_dir.glob("*.pth") if intact(p)), key=checkpoint_iteration, reverse=True
+    )
     if not saved:
         return None, None
     if named is None and not pointer.is_file():
@@ -217,10 +337,10 @@ def resume_checkpoint(run_dir: Path) -> tuple[Path | None, str | None]:
 
 def own_file(run_dir: Path, named: Path) -> Path:
     """`named` as a file of `run_dir`: a run directory copied or moved elsewhere still names its
-    original's files in `last_checkpoint`; its own file of that name is the one meant."""
-    if named.parent != run_dir and (run_dir / named.name).is_file():
-        return run_dir / named.name
-    return named
+    original's files in `last_checkpoint`; its own file of that name is the one meant, and
+    where the copy lacks it, not the original's (mmengine writes only its own work_dir's
+    checkpoints there): the newest of the copy's own is taken instead."""
+    return run_dir / named.name if named.parent != run_dir else named
 
 
 def nearest_runs(run_dir: Path, n: int = 3) -> list[str]:
@@ -301,6 +421,20 @@ class RunDirCallback(Callback):
             for key, value in pinned.items():
                 # as Hydra writes a job's overrides: escaped where the grammar needs it
                 config.hydra.overrides.hydra.append(f"{key}={Transformer.str(value)}")
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        """A failed job keeps its full traceback in its directory (the sweep's summary and
+        `seglab report` point to it); one that finishes drops a stale one. Hydra calls this in
+        the job's own process, whatever the launcher, where the traceback still exists."""
+        if job_return.hydra_cfg is None:
+            return
+        path = Path(job_return.hydra_cfg.hydra.runtime.output_dir) / TRACEBACK_FILE
+        error = job_return._return_value  # return_value would re-raise it
+        # (a trial Optuna's pruner stopped did not fail: seglab's Optuna sweeper says so)
+        if isinstance(error, BaseException) and type(error).__name__ != "TrialPruned":
+            path.write_text("".join(traceback.format_exception(error)))
+        elif path.parent.is_dir():
+            path.unlink(missing_ok=True)
 
 
 def _config_error(err: BaseException | None) -> ConfigError | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import hydra
@@ -20,17 +22,21 @@ from torch.utils.data.dataloader import DataLoader, _MultiProcessingDataLoaderIt
 from seglab import checkpoint_loading, hooks, preemption, run_dirs  # noqa: F401  (registering)
 from seglab.checks import check_before_training
 from seglab.compose import CONF_DIR, CONFIG_NAME
+from seglab.console import SeglabRunner, warnings_to_run_log
 from seglab.convert import overrides_to_config, to_container, write_config
 from seglab.data_loading import check_files_as_they_load
 from seglab.distributed import apply_slurm_environment, fit_cpu_processes, launch_rank
 from seglab.errors import ConfigError, exit_with_error
 from seglab.hparam_search import current_trial
-from seglab.masking import mask_env_values, task_overrides
+from seglab.masking import mask_env_values, mask_overrides, task_overrides
 from seglab.metrics import with_per_class_metrics
 from seglab.synthetic_data import ensure_synthetic_dataset
 from seglab.wandb_logging import wandb_additions
 
 EXPORTED_CONFIG = "config.py"
+LOG_TIMES = 5  # a run prints its loss at least this often, however short
+LOGGER_KEYS = {"default_hooks", "default_hooks.logger", "default_hooks.logger.interval"}
+INTERRUPTED = 130  # what a shell reports for a process ended by Ctrl-C (128 + SIGINT)
 
 
 def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None]) -> Config:
@@ -45,6 +51,7 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
     amp = bool(cfg.get("amp")) and OmegaConf.select(cfg, "optim_wrapper.type") != "AmpOptimWrapper"
     check_before_training(mm_cfg, amp=amp)
     mm_cfg.work_dir = str(run_dir)
+    lowered = fit_log_interval(mm_cfg, overrides or [])  # before the export: mmseg logs alike
     if launch_rank() == 0:  # in a multi-process run, one process writes the run directory
         write_config(
             mm_cfg,
@@ -53,6 +60,7 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
                 "Written by seglab; plain mmseg runs it as it is:\n"
                 f"  python tools/train.py {run_dir / EXPORTED_CONFIG}\n"
                 f"seglab overrides: {' '.join(masked or []) or '(none)'}"
+                + (f"\nseglab set {lowered}" if lowered else "")
             ),
         )
     # seglab's additions to the Runner; the exported file stays pure mmseg
@@ -90,11 +98,28 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
     return mm_cfg
 
 
+def fit_log_interval(mm_cfg: Config, overrides: Sequence[str]) -> str | None:
+    """Log the loss at least LOG_TIMES times per run: a schedule's interval (100 for `short`)
+    is longer than a short try, which would print no loss at all. An interval the command line
+    sets is kept. Returns the change as `KEY=VALUE (why)`, or None."""
+    logger = (mm_cfg.get("default_hooks") or {}).get("logger")
+    max_iters = (mm_cfg.get("train_cfg") or {}).get("max_iters")
+    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    if not logger or not isinstance(max_iters, int) or keys & LOGGER_KEYS:
+        return None
+    interval, fitted = logger.get("interval", 10), max(1, max_iters // LOG_TIMES)
+    if interval <= fitted:
+        return None
+    logger.interval = fitted
+    return f"default_hooks.logger.interval={fitted} (was {interval}; max_iters={max_iters})"
+
+
 def build_runner(mm_cfg: Config) -> Runner:
-    """As mmseg's tools/train.py does it."""
+    """As mmseg's tools/train.py does it, with seglab's Runner (a quieter console) unless the
+    config names a Runner of its own."""
     if "runner_type" in mm_cfg:
         return RUNNERS.build(mm_cfg)
-    return Runner.from_cfg(mm_cfg)
+    return SeglabRunner.from_cfg(mm_cfg)
 
 
 def train(
@@ -121,6 +146,9 @@ def train(
         checkpoint, note = run_dirs.resume_checkpoint(run_dir)
         if checkpoint is None and not sweeping:
             raise run_dirs.no_checkpoint_error(run_dir, cfg.resume)
+        max_iters = cfg.train_cfg.get("max_iters")
+        if not sweeping and run_dirs.checkpoint_iteration(checkpoint) == max_iters:
+            return already_finished(run_dir, checkpoint, max_iters)
         if note and launch_rank() == 0:
             print(
                 f"seglab: {note}; resuming from {checkpoint.name}, the newest intact checkpoint",
@@ -137,8 +165,9 @@ def train(
         print(f"seglab: distributed on CPU processes: {', '.join(changes)}", flush=True)
     runner = None
     try:
-        runner = build_runner(mm_cfg)
-        runner.train()
+        with warnings_to_run_log(mm_cfg.experiment_name):
+            runner = build_runner(mm_cfg)
+            runner.train()
         barrier()  # every rank reads the metrics rank 0 writes
     finally:
         if runner is not None:  # also after a failure: mmengine calls no after_run hook then
@@ -157,6 +186,49 @@ def train(
             flush=True,
         )
     return _miou(metrics)
+
+
+def already_finished(run_dir: Path, checkpoint: Path, max_iters: int) -> float | None:
+    """`resume` on a run whose checkpoint is its last iteration: one line, no training."""
+    path = run_dir / hooks.METRICS_FILE
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    validated = metrics.get("iter") == max_iters  # else stopped during the final validation
+    outcome = (
+        f"mIoU={metrics.get('mIoU')}"
+        if validated
+        else f"its final validation did not end: seglab test run_dir='{run_dir}' runs it"
+    )
+    if launch_rank() == 0:
+        print(
+            f"seglab: {run_dir} finished all {max_iters} iterations ({checkpoint.name}, "
+            f"{outcome}); nothing to resume: to train longer, add "
+            f"train_cfg.max_iters=N \"resume='{run_dir}'\"",
+            flush=True,
+        )
+    return _miou(metrics) if validated else None
+
+
+def interrupted_line(run_dir: Path, sweeping: bool, argv: Sequence[str]) -> str:
+    """What Ctrl-C prints: the command that continues the run (or the sweep)."""
+    program = "python -m seglab" if Path(argv[0]).name == "__main__.py" else Path(argv[0]).name
+    args = mask_overrides(argv[1:])  # a terminal's output ends up in job logs: no secret
+    if sweeping:  # a sweep launched again skips finished jobs and resumes this one
+        command = f"{program} {shlex.join(args)}"
+        return f"seglab: interrupted; the same command continues the sweep: {command}"
+    checkpoint, _ = run_dirs.resume_checkpoint(run_dir)
+    given = [a for a in args if a.startswith("resume=")]
+    args = [a for a in args if not a.startswith("resume=")]
+    if checkpoint is None:
+        return (
+            f"seglab: interrupted before {run_dir} saved a checkpoint; "
+            f"{program} {shlex.join(args)} starts it again"
+        )
+    path_given = given and given[-1].split("=", 1)[1].lower() not in ("true", "false")
+    args.append(given[-1] if path_given else "resume=true")
+    return (
+        f"seglab: interrupted; {program} {shlex.join(args)} continues {run_dir} "
+        f"from {checkpoint.name}"
+    )
 
 
 def _miou(metrics: dict) -> float | None:
@@ -224,5 +296,9 @@ def main(cfg: DictConfig) -> float:
         if sweeping:
             raise  # a failed job: the sweeper lists it and goes on
         exit_with_error(err)
+    except KeyboardInterrupt:  # Ctrl-C: how to go on, not a traceback
+        if launch_rank() == 0:
+            print(interrupted_line(run_dir, sweeping, sys.argv), file=sys.stderr, flush=True)
+        raise SystemExit(INTERRUPTED) from None
     finally:
         run_dirs.release(run_dir)

@@ -3,8 +3,11 @@ before any training starts (no checkpoint, no log of a training iteration)."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
+from seglab.errors import ConfigError
 from tests.helpers.commands import error_line
 from tests.helpers.data import ade20k_folder
 
@@ -67,23 +70,21 @@ def test_class_count_disagreeing_with_a_registered_dataset(capsys):
     assert "num_classes=100" in line and "150 classes" in line
 
 
+def custom_data_error(root, capsys, *overrides: str) -> str:
+    """The error line of the demo model on the folder `root` as `dataset=custom`."""
+    args = ["experiment=demo", "dataset=custom", f"dataset.data_root={root}", *overrides]
+    return error_line(args, capsys)
+
+
 def test_label_maps_with_more_classes_than_declared(capsys, tmp_path):
     root = ade20k_folder(tmp_path / "data", labels=[0, 1, 4])
-    line = error_line(["experiment=demo", "dataset=custom", f"dataset.data_root={root}"], capsys)
+    line = custom_data_error(root, capsys)
     assert "label 4" in line and "2 classes" in line
 
 
 def test_two_class_data_with_reduce_zero_label(capsys, tmp_path):
     root = ade20k_folder(tmp_path / "data", labels=[0, 1])
-    line = error_line(
-        [
-            "experiment=demo",
-            "dataset=custom",
-            f"dataset.data_root={root}",
-            "dataset.reduce_zero_label=true",
-        ],
-        capsys,
-    )
+    line = custom_data_error(root, capsys, "dataset.reduce_zero_label=true")
     assert "dataset.reduce_zero_label=true" in line and "expected false" in line
 
 
@@ -129,3 +130,127 @@ def test_weights_in_torch_hub_cache_need_no_network(tmp_path, monkeypatch):
     cfg = Config({"model": {"pretrained": "https://weights.invalid/resnet18_v1c.pth"}})
     check_weights_reachable(cfg, network_timeout=0.5)  # found in the cache: no download needed
     assert resolve_weights_url("open-mmlab://resnet50_v1c").startswith("https://")
+
+
+def test_unknown_optimizer_names_the_closest(capsys):
+    """Today mmengine's `None is not a callable object`, after the model is built."""
+    line = error_line(["experiment=demo", "optim_wrapper.optimizer.type=Adamm"], capsys)
+    assert "optim_wrapper.optimizer.type='Adamm': no optimizer 'Adamm' in mmengine's" in line
+    assert "did you mean" in line and "AdamW" in line
+
+
+@pytest.fixture(scope="module")
+def demo_config():
+    from seglab.convert import overrides_to_config
+
+    return overrides_to_config(["experiment=demo"])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("model.decode_head.type", "UPerHed", "no model 'UPerHed' in mmseg's or mmengine's"),
+        ("train_dataloader.dataset.type", "ADE20KDatset", "no dataset 'ADE20KDatset'"),
+        ("train_dataloader.dataset.pipeline[0].type", "LoadImageFromFle", "no transform"),
+        ("train_dataloader.sampler.type", "InfiniteSampllr", "no data sampler"),
+        ("default_hooks.logger.type", "LoggerHok", "no hook 'LoggerHok'"),
+        ("param_scheduler[0].type", "PolyLRR", "no parameter scheduler 'PolyLRR'"),
+        ("val_evaluator.type", "IoUMetrc", "no metric 'IoUMetrc'"),
+        ("model.backbone.norm_cfg.type", "SyncBNN", "no model 'SyncBNN'"),
+    ],
+)
+def test_unknown_type_in_each_registry(demo_config, key, value, expected):
+    from seglab.checks import check_registry_types
+
+    cfg = copy.deepcopy(demo_config)
+    node = cfg
+    *path, last = key.replace("[", ".").replace("]", "").split(".")
+    for part in path:
+        node = node[int(part)] if part.isdigit() else node[part]
+    node[last] = value
+    with pytest.raises(ConfigError, match="did you mean") as error:
+        check_registry_types(cfg)
+    assert f"{key}={value!r}: {expected}" in str(error.value)
+    check_registry_types(demo_config)  # the demo's own types are all found
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("train_cfg.max_iters=20.5", "train_cfg.max_iters=20.5: expected a positive integer"),
+        ("model.backbone.depth=51", "has no depth 51; expected one of 18, 34, 50, 101, 152"),
+    ],
+)
+def test_impossible_count_or_depth(capsys, override, expected):
+    assert expected in error_line(["experiment=demo", override], capsys)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("train_cfg.max_iters", -5, "train_cfg.max_iters=-5: expected a positive integer"),
+        ("train_dataloader.batch_size", 0, "train_dataloader.batch_size=0: expected a positive"),
+        ("val_dataloader.num_workers", -1, "expected an integer from 0 up"),
+    ],
+)
+def test_impossible_counts(demo_config, key, value, expected):
+    from seglab.checks import check_counts
+
+    cfg = copy.deepcopy(demo_config)
+    top, name = key.split(".")
+    cfg[top][name] = value
+    with pytest.raises(ConfigError, match=expected):
+        check_counts(cfg)
+
+
+def test_palette_of_another_length_than_the_classes(capsys, tmp_path):
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1])
+    line = custom_data_error(root, capsys, "dataset.palette=[[0,0,0],[255,255,255],[255,0,0]]")
+    assert "3 colours for 2 classes" in line and "dataset.palette" in line
+
+
+@pytest.mark.parametrize("command", [[], ["export"]])
+def test_override_syntax_error_is_hydras_message_on_one_line(capsys, command):
+    line = error_line([*command, "experiment=demo", "dataset.crop_size=[64,64"], capsys)
+    assert "dataset.crop_size=[64,64: no viable alternative at input '[64,64'" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["optim_wrapper.optimizer.lrr=0.1"],
+            "optim_wrapper.optimizer.lrr=0.1: no key lrr under optim_wrapper.optimizer; "
+            "did you mean lr?",
+        ),
+        (
+            ["export", "optim_wrapper.optimizer.lrr=0.1"],
+            "no key lrr under optim_wrapper.optimizer; did you mean lr?",
+        ),
+        (["optim_wrapper.optimizr.lr=0.1"], "no key optimizr under optim_wrapper; did you mean"),
+        (["-m", "train_cfg.max_iterz=1,2"], "no key max_iterz under train_cfg; did you mean"),
+        (["foo=3"], "foo=3: no key foo at the top level; +foo=3 adds it"),
+    ],
+)
+def test_key_typo_names_the_closest_key(capsys, args, expected):
+    """Hydra's own hint, `+KEY=VALUE`, trains with a key no class reads (or a traceback)."""
+    command = args[:1] if args[0] in ("export", "-m") else []
+    line = error_line([*command, "experiment=demo", *args[len(command) :]], capsys)
+    assert expected in line
+
+
+def test_typo_in_one_of_hydras_groups(capsys):
+    line = error_line(["-m", "hydra/launcher=gpu_pol", "experiment=demo"], capsys)
+    assert "hydra/launcher=gpu_pol: no such hydra/launcher option" in line and "gpu_pool" in line
+
+
+def test_gpu_pool_without_a_gpu(capsys, monkeypatch):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the pool is not empty")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    line = error_line(
+        ["-m", "hydra/launcher=gpu_pool", "experiment=demo", "train_cfg.max_iters=2,4"], capsys
+    )
+    assert "hydra/launcher=gpu_pool: this machine has no GPU" in line

@@ -100,9 +100,11 @@ def test_resume_never_runs_the_config_text_a_checkpoint_carries(trained_run_copy
 
     args, run_dir = TRAINED_RUN, trained_run_copy
     marker = tmp_path / "it-ran"
-    checkpoint = torch.load(run_dir / "iter_20.pth", map_location="cpu", weights_only=False)
+    (run_dir / "iter_20.pth").unlink()  # stopped before its end: resume=true has work to do
+    (run_dir / "last_checkpoint").write_text(str(run_dir.resolve() / "iter_10.pth"))
+    checkpoint = torch.load(run_dir / "iter_10.pth", map_location="cpu", weights_only=False)
     checkpoint["meta"]["config"] = f"__import__('pathlib').Path({str(marker)!r}).touch()\nx = 1\n"
-    torch.save(checkpoint, run_dir / "iter_20.pth")
+    torch.save(checkpoint, run_dir / "iter_10.pth")
     main([*args, "resume=true"])
     assert not marker.exists()
     assert (

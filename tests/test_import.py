@@ -12,6 +12,10 @@ from seglab.parity import UPSTREAM_CONFIGS
 
 EXPERIMENTS = CONF_DIR / "experiment"
 
+# these tests add files to the repository's experiments/ and conf/_delete_ for a moment: under
+# `pytest -n 2 --dist loadgroup` they share a worker with the test that compares those folders
+pytestmark = pytest.mark.xdist_group("repository_configs")
+
 USER_BASE = """
 _base_ = ['mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py']
 norm_cfg = dict(type='BN', requires_grad=True)

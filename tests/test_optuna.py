@@ -55,7 +55,11 @@ def test_relaunch_continues_the_study_and_asks_again_what_was_running():
     lr = interrupted.params["optim_wrapper.optimizer.lr"]
 
     code, summary = sweep([*SEARCH, NO_PRUNING, "hydra.sweeper.n_trials=4"])
-    assert code == 0 and len(summary["jobs"]) == 2, "two more trials reach the four asked for"
+    # two more trials reach the four asked for; the summary keeps the first launch's two
+    assert (
+        code == 0 and [j.get("earlier", False) for j in summary["jobs"]] == [True] * 2 + [False] * 2
+    )
+    assert [j["trial"] for j in summary["jobs"]] == [0, 1, 3, 4]
     s = study()
     assert states(s) == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
     assert s.trials[3].params["optim_wrapper.optimizer.lr"] == lr

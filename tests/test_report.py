@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
+from matplotlib.colors import to_hex
 from PIL import Image
 
 from seglab.cli import main
-from tests.helpers.commands import QUICK, sweep
+from seglab.report import COLUMNS, figure, read_runs
+from seglab.run_dirs import TRACEBACK_FILE
+from tests.helpers.commands import QUICK, TRAINED_RUN, sweep
 
 
 def finished_run_dir(summary: dict, *overrides: str) -> str:
@@ -51,16 +55,20 @@ def test_report_of_a_partly_failed_sweep_over_seeds(capsys):
     # mean ± std over the two seeds of lr=0.004
     assert "mIoU mean ± std" in printed and "| 0.004 |" in printed
     assert (sweep_dir / "report.md").read_text() in printed
+    # each failed job: the last line of its error, and where its full traceback is
+    failed_lines = [line for line in printed.splitlines() if "lr=abc" in line]
+    assert len(failed_lines) == 2 and all(TRACEBACK_FILE in line for line in failed_lines)
     image = Image.open(sweep_dir / "report.png")
     assert image.size[0] > 1000 and image.getextrema() != ((255, 255),) * 3
 
-    # a sweep still running: no summary yet, and a job that has not validated at its end
+    # a sweep still running: no summary yet (the failed jobs' tracebacks say they failed), and
+    # a job that has not validated at its end
     (sweep_dir / "summary.json").unlink()
     (Path(finished_run_dir(summary, "randomness.seed=1")) / "metrics.json").unlink()
     main(["report", str(sweep_dir)])
     with open(sweep_dir / "report.csv") as f:
         statuses = sorted(row[2] for row in list(csv.reader(f))[1:])
-    assert statuses == ["finished", "incomplete", "incomplete", "incomplete"]
+    assert statuses == ["failed", "failed", "finished", "incomplete"]
 
 
 @pytest.mark.train
@@ -83,3 +91,62 @@ def test_report_of_nothing_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["report", str(tmp_path)])
     assert "no seglab runs" in capsys.readouterr().err
+
+
+def legend(fig) -> list[str]:
+    (box,) = fig.legends
+    return [t.get_text() for t in box.get_texts()]
+
+
+def colour(line) -> str:
+    return to_hex(line.get_color())
+
+
+@pytest.mark.train
+def test_report_of_runs_shows_what_varies_and_a_failed_runs_error(trained_run_copy, capsys):
+    """outputs/runs: the trained run, and the same command with one setting written at its
+    default value and a NaN loss, which fails at its first iteration. Only the setting that
+    differs is a column; the failed run's error is a line with its traceback's file."""
+    with pytest.raises(SystemExit):
+        main([*TRAINED_RUN, "amp=false", "model.decode_head.loss_decode.loss_weight=nan"])
+    (failed,) = set(Path("outputs/runs").iterdir()) - {trained_run_copy}
+    trace = failed / TRACEBACK_FILE
+    assert "FloatingPointError: loss is nan" in trace.read_text()
+    capsys.readouterr()
+    main(["report", "outputs/runs"])
+    printed = capsys.readouterr().out
+    with open("outputs/runs/report.csv") as f:
+        header, *table = list(csv.reader(f))
+    assert header == ["model.decode_head.loss_decode.loss_weight", *COLUMNS]
+    assert [row[:2] for row in table] == [["1.0", "finished"], ["nan", "failed"]]
+    (line,) = [line for line in printed.splitlines() if str(failed) in line]
+    assert line.startswith("- 2: ") and "FloatingPointError: loss is nan at iteration 1" in line
+    assert line.endswith(f"(traceback: {trace})")
+
+    # the plot: one colour per run in every panel, every run in the legend, numbered as the
+    # table, the best run named in its panel
+    fig = figure(read_runs(Path("outputs/runs")))
+    ax_loss, ax_miou, ax_class = fig.axes
+    assert [name.split(":")[0] for name in legend(fig)] == ["1", "2"]
+    assert "loss_weight=1" in legend(fig)[0] and "loss_weight=nan" in legend(fig)[1]
+    (loss,) = ax_loss.lines  # the failed run logged no loss
+    curve, *entries = ax_miou.lines
+    assert colour(loss) == colour(curve) == colour(entries[0]) != colour(entries[1])
+    assert {to_hex(bar.get_facecolor()) for bar in ax_class.patches} == {colour(loss)}
+    assert legend(fig)[0] in ax_class.get_title()
+
+    # a run that logged no loss: the panel says so instead of staying empty
+    ax_loss, ax_miou, ax_class = figure(read_runs(failed)).axes
+    assert not ax_loss.lines and "no loss logged" in " ".join(t.get_text() for t in ax_loss.texts)
+
+
+@pytest.mark.train
+def test_the_plot_of_many_runs_keeps_its_legend(trained_run):
+    """13 runs (copies of one, without their checkpoints): a legend entry and a colour each."""
+    for i in range(13):
+        shutil.copytree(trained_run, f"many/{i}", ignore=shutil.ignore_patterns("*.pth"))
+    fig = figure(read_runs(Path("many")))
+    assert len(legend(fig)) == 13 and legend(fig)[12].startswith("13: ")
+    (_, ax_miou, _) = fig.axes
+    curves = [line for line in ax_miou.lines if len(line.get_xdata())]
+    assert len(curves) == 13 and len({colour(line) for line in curves}) == 13

@@ -160,3 +160,40 @@ def test_mmcls_weights_resolve_to_the_url_mmengine_downloads():
 
     url = resolve_weights_url("mmcls://mobilenet_v2")
     assert url is not None and url.startswith("https://download.openmmlab.com/mmclassification/")
+
+
+def test_slurm_launcher_without_sbatch(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no scontrol
+    line = error_line(
+        ["-m", "hydra/launcher=slurm", "experiment=demo", "randomness.seed=1,2"], capsys
+    )
+    assert "hydra/launcher=slurm: this machine has no SLURM (no sbatch on PATH)" in line
+    assert "hydra/launcher=slurm_local" in line
+
+
+@pytest.mark.processes  # runs `scontrol ping`
+def test_slurm_launcher_whose_controller_does_not_answer(capsys, monkeypatch, tmp_path):
+    import shutil
+
+    if not (shutil.which("sbatch") and shutil.which("scontrol")):
+        pytest.skip("no SLURM commands here (the test above covers this machine)")
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("")  # a configuration SLURM refuses at once: no controller to ask
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    line = error_line(["-m", "hydra/launcher=submitit_slurm", "experiment=demo"], capsys)
+    assert "hydra/launcher=submitit_slurm: SLURM does not answer here (`scontrol ping`" in line
+
+
+KNET = "knet/knet-s3_r50-d8_upernet_8xb2-adamw-80k_ade20k-512x512.py"
+SEGFORMER = "segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py"
+
+
+@pytest.mark.parametrize("name", [MASK2FORMER, KNET, SEGFORMER, VPD, *SAN_VOC[:1], *STDC[:1]])
+def test_upstream_types_are_all_found_in_their_registries(name):
+    """The registry check accepts upstream's configs (all 670 that load here were checked
+    once); those here hold mmdet's types, nested heads, weight initialisers, TTA pipelines."""
+    from seglab.checks import check_registry_types, typed_nodes
+
+    cfg = upstream(name)
+    assert len(list(typed_nodes(cfg))) > 10  # model, data, optimizer, hooks, ...
+    check_registry_types(cfg)

@@ -88,3 +88,25 @@ def test_a_directory_another_process_holds_is_never_shared(tmp_path):
         release_all()
     assert run_dir(root, "model=x", True) == held
     release_all()
+
+
+def test_cfg_job_resolve_prints_the_resolved_config(capsys):
+    """Hydra's `--cfg job --resolve` resolves the config in place, where a node holds no tuple;
+    the config converted for mmengine keeps its tuples."""
+    import yaml
+
+    from seglab.cli import main
+    from seglab.convert import overrides_to_config
+    from seglab.resolvers import tuples_as_lists
+
+    main(["--cfg", "job", "--resolve", "experiment=demo", "dataset.crop_size=[48,48]"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    crop = next(t for t in printed["train_pipeline"] if t["type"] == "RandomCrop")
+    assert crop["crop_size"] == [48, 48]
+    with tuples_as_lists():
+        assert list(as_tuple(1, 2)) == [1, 2] and not isinstance(as_tuple(1, 2), tuple)
+    mm_cfg = overrides_to_config(["experiment=demo", "dataset.crop_size=[48,48]"])
+    assert next(t for t in mm_cfg.train_pipeline if t["type"] == "RandomCrop")["crop_size"] == (
+        48,
+        48,
+    )

@@ -1,4 +1,5 @@
-"""Run directories: claimed atomically, resumed as meant, kept on preemption."""
+"""Run directories: named to be read, claimed atomically, resumed as meant, kept on
+preemption."""
 
 from __future__ import annotations
 
@@ -11,11 +12,76 @@ from pathlib import Path
 import pytest
 
 from seglab.cli import main
-from tests.helpers.commands import FEW_ITERS, TRAINED_RUN, error_line, seglab_process, train
+from seglab.masking import mask_override
+from seglab.run_dirs import resume_checkpoint, run_name, sweep_name
+from tests.helpers.commands import (
+    FEW_ITERS,
+    QUICK,
+    TRAINED_RUN,
+    error_line,
+    seglab_process,
+    train,
+)
 
-pytestmark = pytest.mark.train
+
+def dirname(overrides: list[str]) -> str:
+    """A single run's directory name, from its overrides as Hydra joins them (sorted)."""
+    return run_name(",".join(sorted(overrides)))
 
 
+def test_a_run_name_starts_with_what_tells_runs_apart():
+    """The issue's run: alphabetical order and a cut at 80 characters had kept the intervals
+    and lost the learning rate and max_iters."""
+    overrides = [
+        *(o for o in QUICK if not o.startswith("train_cfg.max_iters=")),
+        "default_hooks.logger.interval=10",
+        "optim_wrapper.optimizer.lr=0.01",
+        "train_cfg.max_iters=40",
+    ]
+    name = dirname(overrides)
+    parts = name.rsplit("-", 1)[0].split(",")
+    assert parts[:3] == ["experiment=demo", "lr=0.01", "max_iters=40"], name
+    assert "batch_size=4" in parts, "a changed value the name has room for"
+    # housekeeping last: what is there of it comes after every other override
+    kept = [i for i, p in enumerate(parts) if "interval=" in p or "workers=" in p]
+    assert all(i > parts.index("batch_size=4") for i in kept), name
+    assert len(name) <= 96 and re.fullmatch(r"[\w.=,+-]+-[0-9a-f]{8}", name), name
+
+
+def test_numbers_are_short_and_the_hash_keeps_names_apart():
+    """An Optuna trial's learning rate: 3 significant digits in the name, and two trials whose
+    rates differ in the 19th digit still train in two directories."""
+    a, b = (
+        dirname(["experiment=demo", f"optim_wrapper.optimizer.lr={lr}"])
+        for lr in ("0.0012345678901234567", "0.0012345678901234568")
+    )
+    assert a.startswith("experiment=demo,lr=0.00123-") and b.startswith(a[:-8])
+    assert a != b
+    assert dirname(["dataset.crop_size=[64,64]"]).startswith("crop_size=64x64-")
+    # keys keep as many components as tell them apart
+    both = dirname(["default_hooks.checkpoint.interval=2", "default_hooks.logger.interval=1"])
+    assert both.startswith("checkpoint.interval=2,logger.interval=1-")
+
+
+def test_the_same_overrides_always_give_the_same_name_and_secrets_stay_masked():
+    """Sweeps find their earlier jobs by name; a masked secret is part of the name as masked."""
+    secret = mask_override("+wandb.api_token=s3cr3t")
+    overrides = ["experiment=demo", secret, "optim_wrapper.optimizer.lr=0.004"]
+    assert dirname(overrides) == dirname(list(reversed(overrides)))
+    assert secret.split("=")[1] in dirname(overrides) and "s3cr3t" not in dirname(overrides)
+    assert dirname(["experiment=demo"]) == "experiment=demo", "a short plain name stays as it is"
+    sweep = [
+        "optim_wrapper.optimizer.lr=0.004,0.002",
+        "train_cfg.max_iters=4",
+        "model=fcn_unet-tiny",
+    ]
+    assert sweep_name(sweep) == sweep_name(list(reversed(sweep)))
+    assert sweep_name(sweep).startswith("model=fcn_unet-tiny,lr=0.004,0.002,max_iters=4-")
+    tokens = sweep_name(["+wandb.api_token=s3cr3t-a,s3cr3t-b", "experiment=demo"])
+    assert "s3cr3t" not in tokens and "masked-" in tokens
+
+
+@pytest.mark.train
 @pytest.mark.processes
 def test_two_identical_commands_started_together_train_apart(small_synthetic):
     args = [*small_synthetic, *FEW_ITERS, "train_cfg.max_iters=10"]
@@ -31,6 +97,7 @@ def test_two_identical_commands_started_together_train_apart(small_synthetic):
         assert logged and len(logged) == len(set(logged)), "one run's iterations, each once"
 
 
+@pytest.mark.train
 @pytest.mark.processes
 def test_sigterm_saves_a_checkpoint_and_the_run_continues_where_it_stopped(small_synthetic, capsys):
     args = [
@@ -66,6 +133,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_continues_where_it_stopped(small
     assert json.loads((run_dir / "metrics.json").read_text())["iter"] == stopped_at + 2
 
 
+@pytest.mark.train
 def test_resume_without_a_checkpoint_names_the_nearest_runs(trained_run_copy, capsys):
     earlier = trained_run_copy
     line = error_line(
@@ -77,6 +145,7 @@ def test_resume_without_a_checkpoint_names_the_nearest_runs(trained_run_copy, ca
     assert not list(Path("outputs/runs").glob("*/*/*.log"))[1:], "no second run started"
 
 
+@pytest.mark.train
 def test_a_truncated_last_checkpoint_gives_way_to_the_newest_intact_one(trained_run_copy, capsys):
     args, run_dir = TRAINED_RUN, trained_run_copy
     last = run_dir / "iter_20.pth"
@@ -87,6 +156,7 @@ def test_a_truncated_last_checkpoint_gives_way_to_the_newest_intact_one(trained_
     assert "resumed epoch: 0, iter: 10" in sorted(run_dir.glob("*/*.log"))[-1].read_text()
 
 
+@pytest.mark.train
 def test_a_copied_run_directory_tests_its_own_checkpoints(trained_run_copy):
     original = trained_run_copy
     copy = Path("copied-run")
@@ -97,6 +167,23 @@ def test_a_copied_run_directory_tests_its_own_checkpoints(trained_run_copy):
     assert Path(tested["checkpoint"]) == (copy / "iter_20.pth").resolve()
 
 
+def test_a_copy_lacking_the_checkpoint_its_original_names_resumes_from_its_own(tmp_path):
+    """mmengine's last_checkpoint holds an absolute path: in a copy it names the original's
+    file. Where the copy lacks that file, it resumes from its own newest, never the other's."""
+    import torch
+
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    for run_dir, iters in ((original, (10, 20)), (copy, (10,))):
+        run_dir.mkdir()
+        for i in iters:
+            torch.save({"meta": {"iter": i}}, run_dir / f"iter_{i}.pth")
+        (run_dir / "last_checkpoint").write_text(str(original / "iter_20.pth"))
+    checkpoint, why = resume_checkpoint(copy)
+    assert checkpoint == copy / "iter_10.pth"
+    assert why == f"last_checkpoint names {copy / 'iter_20.pth'}, which does not exist"
+
+
+@pytest.mark.train
 def test_a_run_without_validation_finishes_and_a_sweep_skips_it(small_synthetic, capsys):
     # mmengine's way: no validation loop, data or metric (the test split follows val's)
     no_val = ["val_cfg=null", "val_dataloader=null", "val_evaluator=null", "test_cfg=null"]

@@ -17,6 +17,7 @@ import torch
 from seglab.checkpoint_loading import load_local_checkpoint
 from seglab.cli import main
 from seglab.compose import compose
+from seglab.run_dirs import TRACEBACK_FILE, run_name
 from tests.helpers.commands import QUICK, job, sweep
 
 
@@ -31,11 +32,13 @@ def test_grid_jobs_write_only_to_their_own_directories():
     assert len(set(run_dirs)) == 3
     for j, run_dir in zip(summary["jobs"], run_dirs, strict=True):
         lr = j["overrides"][-1].split("=")[1]
-        assert run_dir.name == f"optim_wrapper.optimizer.lr={lr}"
+        assert run_dir.name == run_name(f"optim_wrapper.optimizer.lr={lr}")
+        assert run_dir.name.startswith(f"lr={lr}-"), "named after what varies"
         assert (run_dir / "metrics.json").is_file() and (run_dir / "iter_4.pth").is_file()
         assert re.search(rf"lr={lr}\b", (run_dir / "config.py").read_text())
         (log,) = run_dir.glob("*/*.log")
-        logged_lrs = set(re.findall(r"lr=(0\.00\d)", log.read_text()))
+        # (not the sweep's name in a path: `...,lr=0.004,0.002,0.001,...`)
+        logged_lrs = set(re.findall(r"(?<![,/])lr=(0\.00\d)", log.read_text()))
         assert logged_lrs == {lr}, "a job's log holds its own config only"
         assert list(run_dir.glob("*/vis_data")), "each job has its own visualizer output"
     assert not Visualizer._instance_dict, "no visualizer survives its job"
@@ -85,6 +88,33 @@ def test_fail_fast_stops_at_the_first_failure():
     assert code == 1
     assert [j["status"] for j in summary["jobs"]] == ["failed"]
     assert summary["not_run"] == 1
+
+
+@pytest.mark.train
+def test_a_failed_job_keeps_its_traceback_and_a_relaunch_keeps_the_finished_ones(capsys):
+    """The failed job's full traceback is a file in its own directory, which the summary names;
+    launched again with another hydra.* flag (fail_fast: it stops at the failure before it
+    reaches the finished job), the summary still holds the finished job."""
+    args = [*QUICK, "optim_wrapper.optimizer.lr=abc,0.004"]
+    code, first = sweep(args)
+    assert code == 1 and first["finished"] == first["failed"] == 1
+    bad = job(first, "optim_wrapper.optimizer.lr=abc")
+    trace = Path(bad["run_dir"]) / TRACEBACK_FILE
+    assert bad["traceback"] == str(trace)
+    text = trace.read_text()
+    assert text.startswith("Traceback (most recent call last)")
+    assert "optim_wrapper.optimizer.lr='abc'" in text
+    assert bad["error"].splitlines()[0] in text
+    assert f"(traceback: {trace})" in capsys.readouterr().out
+    good = job(first, "optim_wrapper.optimizer.lr=0.004")
+    assert not (Path(good["run_dir"]) / TRACEBACK_FILE).exists()
+
+    code, second = sweep([*args, "hydra.sweeper.fail_fast=true"])
+    assert code == 1 and second["not_run"] == 0, "the job not run had finished earlier"
+    kept = job(second, "optim_wrapper.optimizer.lr=0.004")
+    assert kept == {**good, "earlier": True}
+    assert (second["finished"], second["failed"]) == (1, 1)
+    assert "(an earlier launch)" in capsys.readouterr().out
 
 
 @pytest.mark.train
@@ -138,9 +168,9 @@ def test_a_sweep_of_the_hydra_app_itself_is_named_after_its_overrides(monkeypatc
     # (the libraries that training imports for the first time set variables of their own)
     assert seglab_variables() == before
     (sweep_dir,) = Path("outputs/sweeps").iterdir()
-    assert sweep_dir.name.startswith("dataset.synthetic.image_size=64,dataset.synthetic.num_")
+    assert sweep_dir.name.startswith("experiment=demo,lr=0.004,0.002,max_iters=4,")
     lrs = ("0.004", "0.002")
-    jobs = {sweep_dir.resolve() / f"optim_wrapper.optimizer.lr={lr}" for lr in lrs}
+    jobs = {sweep_dir.resolve() / run_name(f"optim_wrapper.optimizer.lr={lr}") for lr in lrs}
     assert all((j / "metrics.json").is_file() for j in jobs)
 
     capsys.readouterr()

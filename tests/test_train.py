@@ -12,7 +12,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
 from seglab.cli import main
-from tests.helpers.commands import FEW_ITERS, train
+from tests.helpers.commands import FEW_ITERS, TRAINED_RUN, train
 
 pytestmark = pytest.mark.train
 
@@ -52,12 +52,15 @@ def test_a_second_run_never_overwrites_the_first(small_synthetic):
     assert {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()} == first_files
 
 
-def test_resume_continues_in_the_same_directory(small_synthetic):
-    first = train([*small_synthetic, *FEW_ITERS, "default_hooks.checkpoint.interval=20"])
-    main([*small_synthetic, *FEW_ITERS, "default_hooks.checkpoint.interval=20", "resume=true"])
-    logs = sorted(first.glob("*/*.log"))
+def test_resume_continues_in_the_same_directory(trained_run_copy):
+    stopped = trained_run_copy  # as if stopped between its checkpoints at 10 and 20
+    (stopped / "iter_20.pth").unlink()
+    (stopped / "last_checkpoint").write_text(str(stopped.resolve() / "iter_10.pth"))
+    main([*TRAINED_RUN, "resume=true"])
+    logs = sorted(stopped.glob("*/*.log"))
     assert len(logs) == 2, "the resumed run logs into the same run directory"
-    assert "resumed epoch: 0, iter: 20" in logs[-1].read_text()
+    assert "resumed epoch: 0, iter: 10" in logs[-1].read_text()
+    assert (stopped / "iter_20.pth").is_file()
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 
 from seglab.cli import main
 from tests.helpers import wandb_records
-from tests.helpers.commands import QUICK, sweep, train
+from tests.helpers.commands import QUICK, REPO, sweep, train
 
 pytestmark = pytest.mark.train
 
@@ -30,6 +30,13 @@ def no_wandb_account(monkeypatch):
     for var in ("WANDB_MODE", "WANDB_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(Path.cwd()))  # no ~/.netrc with a key
+
+
+def readme_sync_paths() -> list[Path]:
+    """What the README's `wandb sync` globs match in the working directory."""
+    readme = (REPO / "README.md").read_text()
+    (line,) = [x for x in readme.splitlines() if x.startswith("wandb sync ")]
+    return [p for pattern in line.split("#")[0].split()[2:] for p in Path().glob(pattern)]
 
 
 def wandb_files(run_dir: Path) -> list[Path]:
@@ -94,10 +101,14 @@ def test_sweep_jobs_are_grouped_and_named_after_their_overrides():
     (sweep_dir,) = Path("outputs/sweeps").iterdir()
     assert {i["group"] for i in infos} == {sweep_dir.name}
     assert [i["name"] for i in infos] == [Path(j["run_dir"]).name for j in summary["jobs"]]
+    # the README's `wandb sync` command finds every job's offline run
+    synced = {p.resolve() for p in readme_sync_paths()}
+    assert synced == {wandb_files(Path(j["run_dir"]))[0].parent.resolve() for j in summary["jobs"]}
 
 
 def test_a_resumed_run_continues_the_same_wandb_run():
     run_dir = train(RUN)
+    (run_dir / "iter_6.pth").unlink()  # stopped before its end: resume=true has work to do
     main([*RUN, "resume=true"])
     first, second = wandb_files(run_dir)
     assert wandb_records.run_info(first)["id"] == wandb_records.run_info(second)["id"]

@@ -71,6 +71,28 @@ def visible_devices() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
+def pool_devices(devices: Sequence[int | str] | None) -> list[str]:
+    """The pool: the devices named (hydra.launcher.devices), else every GPU this process sees.
+
+    An empty pool is a ConfigError, checked before the sweep starts (seglab.requirements
+    .check_launcher_environment) as well as here. Named devices are taken as they are: a pool
+    of device names also runs on a CPU (CUDA_VISIBLE_DEVICES is then only a name).
+    """
+    from seglab.errors import ConfigError
+
+    if devices is not None:
+        if not devices:
+            raise ConfigError("hydra.launcher.devices=[]: expected at least one GPU index")
+        return [str(d) for d in devices]
+    pool = visible_devices()
+    if not pool:
+        raise ConfigError(
+            "hydra/launcher=gpu_pool: this machine has no GPU (torch sees none); sweep on the "
+            "CPU without it (hydra/launcher=cpu_parallel runs jobs side by side)"
+        )
+    return pool
+
+
 def launch(
     launcher: GPUPoolLauncher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
 ) -> list[JobReturn]:
@@ -79,7 +101,7 @@ def launch(
     assert config is not None
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    devices = launcher.devices if launcher.devices is not None else visible_devices()
+    devices = pool_devices(launcher.devices)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     singleton_state = Singleton.get_state()
 

@@ -3,8 +3,9 @@
 `hydra/sweeper=seglab_grid` (seglab's default; config.py holds its options): the same grid and
 batches as Hydra's basic sweeper, but a failed job (an exception in the task: a bad override,
 out of memory, a NaN loss) does not end the sweep. At the end a summary lists every job with
-its overrides, its status and its mIoU or the last line of its error; it is printed and written
-to SWEEP_DIR/summary.json, and the command exits 1 if any job failed (_sweep.py).
+its overrides, its status and its mIoU or the last line of its error (the full traceback is in
+the job's directory); it is printed and written to SWEEP_DIR/summary.json, with the jobs an
+earlier launch of the sweep finished, and the command exits 1 if any job failed (_sweep.py).
 `hydra.sweeper.fail_fast=true` stops at the first failure.
 
 Hydra imports this module at every start-up (its plugin scan): what a sweep needs beyond Hydra
@@ -55,6 +56,6 @@ class SeglabGridSweeper(BasicSweeper):
             jobs += [job_record(r) for r in results]
             if self.fail_fast and failed(jobs):
                 break
-        not_run = sum(len(batch) for batch in self.overrides[self.batch_index :])
+        not_run = [job for batch in self.overrides[self.batch_index :] for job in batch]
         finish_sweep(jobs, sweep_dir, not_run=not_run)
         return returns

@@ -10,24 +10,69 @@ from PIL import Image
 
 
 def ade20k_folder(
-    root: Path, labels: Sequence[int] | None = None, n: int = 2, size: int = 32
+    root: Path,
+    labels: Sequence[int] | None = None,
+    n: int = 2,
+    size: int | tuple[int, int] = 32,
+    img_suffix: str = ".jpg",
+    seg_map_suffix: str = ".png",
 ) -> Path:
     """A folder in ADE20K's layout (`images|annotations/training|validation`), `n` pairs per
-    split of `size` pixels, `.jpg` images and `.png` labels.
+    split of `size` pixels (or (height, width)), images and labels with the given endings.
 
     A label map cycles through `labels`; without them it holds two classes, a band of 1 on 0
     that its image shows brighter (a pair per index, the band a row lower each time).
     """
     for split in ("training", "validation"):
-        (root / "images" / split).mkdir(parents=True)
-        (root / "annotations" / split).mkdir(parents=True)
         for i in range(n):
-            if labels is None:
-                label = np.zeros((size, size), np.uint8)
-                label[size // 3 + i : 2 * size // 3, size // 6 : 5 * size // 6] = 1
-            else:
-                label = np.resize(np.array(labels, np.uint8), (size, size))
-            image = np.stack([np.where(label > 0, 160, 40).astype(np.uint8)] * 3, axis=-1)
-            Image.fromarray(image).save(root / "images" / split / f"{i}.jpg")
-            Image.fromarray(label).save(root / "annotations" / split / f"{i}.png")
+            write_pair(
+                root / "images" / split / f"{i}{img_suffix}",
+                root / "annotations" / split / f"{i}{seg_map_suffix}",
+                i,
+                labels,
+                size,
+            )
     return root
+
+
+def mmseg_folder(root: Path, n: int = 2, size: int = 32, split_files: bool = False) -> Path:
+    """A folder in mmseg's own layout for a new data set: `img_dir|ann_dir/train|val`, `.jpg`
+    images and `.png` labels; with `split_files`, both splits' pairs in `img_dir` and `ann_dir`
+    themselves and each split's names (without ending) in `splits/train.txt` and
+    `splits/val.txt`, so a data set that read the whole folder would find twice its pairs."""
+    for split in ("train", "val"):
+        names = [f"{split}_{i}" for i in range(n)]
+        folder = "" if split_files else split
+        for i, name in enumerate(names):
+            write_pair(
+                root / "img_dir" / folder / f"{name}.jpg",
+                root / "ann_dir" / folder / f"{name}.png",
+                i,
+                None,
+                size,
+            )
+        if split_files:
+            (root / "splits").mkdir(exist_ok=True)
+            (root / "splits" / f"{split}.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+def write_pair(
+    image_path: Path,
+    label_path: Path,
+    index: int,
+    labels: Sequence[int] | None,
+    size: int | tuple[int, int],
+) -> None:
+    """An image and its one-channel label map (see ade20k_folder)."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if labels is None:
+        label = np.zeros((height, width), np.uint8)
+        label[height // 3 + index : 2 * height // 3, width // 6 : 5 * width // 6] = 1
+    else:
+        label = np.resize(np.array(labels, np.uint8), (height, width))
+    image = np.stack([np.where(label > 0, 160, 40).astype(np.uint8)] * 3, axis=-1)
+    image_path.parent.mkdir(parents=True, exist_ok=True)
+    label_path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(image_path)
+    Image.fromarray(label).save(label_path)

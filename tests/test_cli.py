@@ -1,0 +1,52 @@
+"""The `seglab` command itself: help for every command, and the mistakes that are caught
+before a run directory or a model is touched."""
+
+from __future__ import annotations
+
+import pytest
+
+from seglab.cli import COMMANDS, main
+from seglab.compose import group_options
+from tests.helpers.commands import error_line
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+@pytest.mark.parametrize("command", sorted(set(COMMANDS) - {"train"}))
+def test_every_command_prints_its_usage_and_exits_zero(command, flag, capsys):
+    main([command, flag])  # returns: exit code 0, no run, no report, no check
+    out, err = capsys.readouterr()
+    assert out.startswith(f"usage: seglab {command}"), out[:300]
+    assert err == ""
+
+
+def test_seglab_help_shows_its_usage_and_the_groups_not_hydras_config(capsys):
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: seglab [train]")
+    assert "seglab train --help" in out  # where Hydra's own help still is
+    lines = out.splitlines()
+    assert len(lines) < 40 and "== Config ==" not in out
+    model = next(line.split() for line in lines if line.strip().startswith("model "))
+    assert model[1] == str(len(group_options("model")))
+    assert any(line.strip().startswith("hydra/launcher") and "gpu_pool" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run_dir=missing", "tta=maybe"], "tta=maybe: expected true or false"),
+        (
+            ["run_dri=outputs/runs/x"],
+            "run_dri=outputs/runs/x: no option run_dri; did you mean run_dir?",
+        ),
+        (["run_dir=missing", "test_dataloader.batch_size=[4,"], "test_dataloader.batch_size=[4,: "),
+    ],
+)
+def test_test_options_are_checked_before_the_run_is_read(args, expected, capsys):
+    assert error_line(["test", *args], capsys).startswith(f"seglab: error: {expected}")
+
+
+def test_help_with_a_command_is_that_commands_usage(capsys):
+    main(["help", "infer"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: seglab infer") and "_labels.png" in out
