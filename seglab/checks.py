@@ -79,6 +79,11 @@ INNER_REGISTRIES = {
 TOP_KEYS_WALKED = ("train_dataloader", "val_dataloader", "test_dataloader", "default_hooks")
 # a node whose own keys name no registry's types: albumentations' transforms inside `Albu`
 OPAQUE_TYPES = ("Albu",)
+# types that no registry holds but mmseg's modules read themselves: (registry, type)
+READ_BY_MODULES = {
+    # ViT, the CLIP text encoder and SAN's head load part of a checkpoint in their init_weights
+    ("WEIGHT_INITIALIZERS", "Pretrained_Part"),
+}
 
 
 def typed_nodes(cfg: Config) -> Iterator[tuple[str, str, str]]:
@@ -121,6 +126,8 @@ def check_registry_types(cfg: Config) -> None:
         import_modules_from_strings(**cfg.custom_imports)
     scope = cfg.get("default_scope") or "mmseg"
     for key, name, value in typed_nodes(cfg):
+        if (name, value) in READ_BY_MODULES:
+            continue
         root = getattr(mmengine.registry, name)
         with root.switch_scope_and_registry(scope) as registry:
             if registry.get(value) is None:

@@ -174,6 +174,19 @@ def test_unknown_type_in_each_registry(demo_config, key, value, expected):
     check_registry_types(demo_config)  # the demo's own types are all found
 
 
+def test_init_cfg_types_that_modules_read_themselves_pass(demo_config):
+    """mmseg's ViT, CLIP text encoder and SAN head read `Pretrained_Part` in their own
+    init_weights (no registry holds it): it passes; a misspelt initializer does not."""
+    from seglab.checks import check_registry_types
+
+    cfg = copy.deepcopy(demo_config)
+    cfg.model.backbone.init_cfg = dict(type="Pretrained_Part", checkpoint="x.pth")
+    check_registry_types(cfg)
+    cfg.model.backbone.init_cfg = dict(type="Pretrianed", checkpoint="x.pth")
+    with pytest.raises(ConfigError, match="no weight initializer 'Pretrianed'.*Pretrained"):
+        check_registry_types(cfg)
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
