@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,19 @@ from seglab.requirements import AMP_DEVICES, check_requirements
 URL_SCHEMES = ("http://", "https://", "open-mmlab://", "openmmlab://", "mmcls://", "torchvision://")
 
 
-def check_before_training(cfg: Config, network_timeout: float = 3.0, amp: bool = False) -> None:
-    """`amp`: seglab's amp=true made the optim_wrapper an AmpOptimWrapper; its need of a GPU is
-    then named by that flag rather than by the config key the flag set."""
-    if amp:
-        check_amp_device(cfg)
+def check_before_training(
+    cfg: Config,
+    network_timeout: float = 3.0,
+    precision_switch: str | None = None,
+    compile: bool = False,
+) -> None:
+    """`precision_switch`: the seglab switch (`amp=true`, `precision=bf16`) that made the
+    optim_wrapper an AmpOptimWrapper; its need of a GPU is then named by that switch rather
+    than by the config key it set. `compile`: seglab's compile=true."""
+    if precision_switch:
+        check_amp_device(cfg, precision_switch)
+    if compile:
+        check_compile()
     # packages, devices and compiled ops the config needs: before anything reads data
     check_requirements(cfg)
     check_registry_types(cfg)
@@ -226,17 +235,53 @@ def check_launcher(cfg: Config) -> None:
         )
 
 
-def check_amp_device(cfg: Config) -> None:
-    """amp=true: mmengine's AmpOptimWrapper runs on CUDA, NPU, MLU or MUSA devices, not on a CPU.
-    (A config whose own optim_wrapper is an AmpOptimWrapper is refused by check_requirements,
-    naming optim_wrapper.type.)"""
+def check_amp_device(cfg: Config, switch: str = "amp=true") -> None:
+    """amp=true, precision=fp16|bf16: mmengine 0.10's AmpOptimWrapper asserts a CUDA, NPU, MLU
+    or MUSA device when it is built, so there is no mixed-precision training on a CPU (its
+    autocast would take bf16 there; the wrapper refuses first). (A config whose own
+    optim_wrapper is an AmpOptimWrapper is refused by check_requirements, naming
+    optim_wrapper.type.)"""
     from mmengine.device import get_device
 
     if cfg.optim_wrapper.get("type") == "AmpOptimWrapper" and get_device() not in AMP_DEVICES:
+        off = "amp=false" if switch.startswith("amp=") else "precision=fp32"
         raise ConfigError(
-            "amp=true: mixed precision needs a GPU (mmengine's AmpOptimWrapper); this machine "
-            "has none, so train with amp=false"
+            f"{switch}: mixed precision needs a GPU (mmengine's AmpOptimWrapper); this machine "
+            f"has none, so train with {off}"
         )
+
+
+def check_compile() -> None:
+    """compile=true: torch.compile's inductor backend generates C++ on a CPU (a compiler must
+    be found: g++, or $CXX) and Triton kernels on a GPU (the triton package)."""
+    import torch
+    import torch._dynamo
+    from mmengine.device import get_device
+
+    if not torch._dynamo.is_dynamo_supported():
+        raise ConfigError(
+            f"compile=true: torch.compile does not support this Python "
+            f"({sys.version.split()[0]}) with torch {torch.__version__}; train with compile=false"
+        )
+    if get_device() == "cuda":
+        from torch.utils._triton import has_triton
+
+        if not has_triton():
+            raise ConfigError(
+                "compile=true: torch.compile's inductor backend needs the triton package on a "
+                "GPU, which is not installed; pip install triton, or train with compile=false"
+            )
+        return
+    from torch._inductor import cpp_builder, exc
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except exc.InvalidCxxCompiler:
+        raise ConfigError(
+            "compile=true: torch.compile's inductor backend needs a C++ compiler on a CPU (g++, "
+            "or the one $CXX names), which this machine lacks; install g++, or train with "
+            "compile=false"
+        ) from None
 
 
 def _heads(model: dict) -> Iterator[tuple[str, dict]]:

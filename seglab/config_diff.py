@@ -72,6 +72,9 @@ def resolve(work: dict) -> dict:
     resolved = {k: resolve_node(work, work[k]) for k in work if k in RUNNER_KEYS}
     if "resume" in resolved:
         resolved["resume"] = bool(resolved["resume"])
+    # seglab's `compile: false` (conf/config.yaml) is mmengine's default: no compile key at all
+    if resolved.get("compile") is False:
+        del resolved["compile"]
     return resolved
 
 

@@ -15,7 +15,7 @@ from mmengine.config import Config
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from seglab import resolvers  # noqa: F401  (registers the resolvers the YAML uses)
+from seglab import resolvers, speed  # noqa: F401  (resolvers: registers the YAML's resolvers)
 from seglab.errors import ConfigError
 
 # Keys of the composed config that are seglab's, not mmengine's.
@@ -86,26 +86,13 @@ def to_mm_config(cfg: DictConfig, reference: DictConfig | None = None) -> Config
         resolved = conform(resolved, to_container(reference), (), mismatches)
         if mismatches:
             raise ConfigError(_message(_where_set(mismatches, cfg)))
-    if resolved.pop("amp", False):
-        enable_amp(resolved)
+    # precision and loader.* in mmseg's own form; channels_last and compile come later
+    speed.to_mmseg_form(resolved)
     for key in SEGLAB_KEYS:
         resolved.pop(key, None)
     # mmengine runs yapf over the text on every `pretty_text` (the Runner's log and dump, each
     # checkpoint's meta), about 0.1 s a time; the unformatted text is valid and readable.
     return Config(resolved, format_python_code=False)
-
-
-def enable_amp(resolved: dict) -> None:
-    """`amp=true`: mixed precision, as mmseg's tools/train.py --amp sets it up."""
-    wrapper = resolved["optim_wrapper"]
-    if wrapper.get("type") == "AmpOptimWrapper":
-        return
-    if wrapper.get("type") != "OptimWrapper":
-        raise ConfigError(
-            f"amp=true: expected optim_wrapper.type='OptimWrapper' to turn into "
-            f"'AmpOptimWrapper', got {wrapper.get('type')!r}"
-        )
-    wrapper.update(type="AmpOptimWrapper", loss_scale="dynamic")
 
 
 # (path, value, reference value, what is wrong)

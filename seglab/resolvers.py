@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import ListConfig, OmegaConf
 
-from seglab import data_layout, run_dirs
+from seglab import data_layout, run_dirs, synthetic_data
 from seglab.masking import hydra_masked
 
 # OmegaConf has no tuple, and OmegaConf.resolve (Hydra's `--cfg job --resolve`) writes each
@@ -79,6 +79,7 @@ def register() -> None:
         "as_tuple": as_tuple,
         "len": length,
         "cache_dir": cache_dir,
+        "synthetic_name": synthetic_data.cache_name,
         "run_name": run_dirs.run_name,
         "run_dir": run_dir,
         "sweep_name": run_dirs.command_sweep_name,

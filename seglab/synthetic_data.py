@@ -5,6 +5,12 @@ Generated deterministically from a seed the first time a run asks for it, then r
     ROOT/images/{training,validation}/NNNNN.jpg
     ROOT/annotations/{training,validation}/NNNNN.png
 
+Images are `image_size` pixels a side, or `image_shape` = [height, width] (mmseg's order for
+crop sizes) where that is set: `dataset.synthetic.image_shape=${dataset.crop_size}` makes them
+at any experiment's crop size (bench/throughput.py). Two keys, not one that takes both forms:
+seglab refuses an override that turns a number into a list. The folder's name
+(`cache_name`) holds every parameter the data depend on, so two data sets never share one.
+
 Label values follow ADE20K: 0 marks unlabelled pixels (a thin outline around every shape, where
 a pixel is half one class, half another), 1 is background, 2 square, 3 disc, 4 triangle; the
 config's `reduce_zero_label=true` maps them to 255 (ignored), 0, 1, 2, 3. Shape colours are
@@ -17,7 +23,9 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -30,17 +38,18 @@ FORMAT_VERSION = 3
 
 
 def ensure_synthetic_dataset(
-    root: str | os.PathLike, *, seed: int, num_train: int, num_val: int, image_size: int
+    root: str | os.PathLike,
+    *,
+    seed: int,
+    num_train: int,
+    num_val: int,
+    image_size: int,
+    image_shape: Sequence[int] | None = None,
 ) -> Path:
     """Generate the data set into `root` unless it is already there with these parameters."""
     root = Path(root)
-    params = {
-        "version": FORMAT_VERSION,
-        "seed": seed,
-        "num_train": num_train,
-        "num_val": num_val,
-        "image_size": image_size,
-    }
+    params = _params(seed, num_train, num_val, image_size, image_shape)
+    height, width = _height_width(image_size, image_shape)
     marker = root / "seglab-synthetic.json"
     # one look at the folder: another process may rename its finished copy into place meanwhile
     if root.exists() and any(root.iterdir()):
@@ -58,7 +67,7 @@ def ensure_synthetic_dataset(
         (tmp / "annotations" / split).mkdir(parents=True)
         for index in range(count):
             rng = np.random.default_rng([seed, SPLITS[split], index])
-            image, label = draw_sample(rng, image_size)
+            image, label = draw_sample(rng, (height, width))
             Image.fromarray(image).save(tmp / "images" / split / f"{index:05d}.jpg", quality=95)
             Image.fromarray(label).save(tmp / "annotations" / split / f"{index:05d}.png")
     (tmp / "seglab-synthetic.json").write_text(json.dumps(params, indent=1))
@@ -72,47 +81,100 @@ def ensure_synthetic_dataset(
     return root
 
 
-def draw_sample(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """One RGB image and its label map: one to four shapes that do not overlap."""
-    image = _background(rng, size)
-    label = np.full((size, size), BACKGROUND, np.uint8)
+def cache_name(synthetic: Mapping[str, Any]) -> str:
+    """The folder name under seglab's cache for `dataset.synthetic` (the `synthetic_name`
+    resolver): every parameter of the data, so that changing any one of them (num_val too)
+    makes a data set of its own instead of meeting another's folder. A square size keeps the
+    short form (`v3-seed0-400+50x96`); `[height, width]` reads `...x512x1024`."""
+    params = _params(**synthetic)
+    size = params["image_size"]
+    size_text = "x".join(map(str, size)) if isinstance(size, list) else str(size)
+    return (
+        f"synthetic_shapes/v{params['version']}-seed{params['seed']}-"
+        f"{params['num_train']}+{params['num_val']}x{size_text}"
+    )
+
+
+def _params(
+    seed: int,
+    num_train: int,
+    num_val: int,
+    image_size: int,
+    image_shape: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """What the data depend on, as the marker file records it: the size drawn, not the key
+    that set it (`image_shape=[96,96]` is the data of `image_size=96`, recorded as `96`)."""
+    height, width = _height_width(image_size, image_shape)
+    return {
+        "version": FORMAT_VERSION,
+        "seed": int(seed),
+        "num_train": int(num_train),
+        "num_val": int(num_val),
+        "image_size": height if height == width else [height, width],
+    }
+
+
+def _height_width(image_size: int, image_shape: Sequence[int] | None) -> tuple[int, int]:
+    """(height, width) of the images; a value that is not a size is one line."""
+    if image_shape is None:
+        key, value, size = "image_size", image_size, (image_size, image_size)
+    else:
+        key, value, size = "image_shape", image_shape, tuple(image_shape)
+    if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in size):
+        raise ConfigError(f"dataset.synthetic.{key}={value!r}: expected [height, width] in pixels")
+    if min(size) < 16:
+        # a shape's radius is at least a tenth of the short side, and its outline takes 2 px
+        raise ConfigError(f"dataset.synthetic.{key}={value!r}: at least 16 pixels a side")
+    return size
+
+
+def draw_sample(
+    rng: np.random.Generator, size: int | tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One RGB image and its label map (`size`: square side or (height, width)): one to four
+    shapes that do not overlap."""
+    height, width = (size, size) if isinstance(size, int) else size
+    image = _background(rng, height, width)
+    label = np.full((height, width), BACKGROUND, np.uint8)
     for _ in range(int(rng.integers(1, 5))):
         cls = int(rng.choice([SQUARE, DISC, TRIANGLE]))
         for _attempt in range(10):
-            mask = _shape_mask(rng, cls, size)
+            mask = _shape_mask(rng, cls, height, width)
             # a gap of two pixels keeps each outline whole: an occluded shape has no class
             if not (_grow(mask, 2) & (label != BACKGROUND)).any():
                 break
         else:
             continue
         colour = rng.integers(0, 256, 3)
-        shading = rng.normal(0, 3, (size, size, 1))
+        shading = rng.normal(0, 3, (height, width, 1))
         image[mask] = np.clip(colour + shading[mask], 0, 255)
         label[mask] = cls
     label[_outlines(label)] = UNLABELLED
     return image.astype(np.uint8), label
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A gradient between two random colours under a coarse-grained noise texture.
 
     The texture is what tells background from shapes (which are flat); a shape's class can
-    only come from its outline.
+    only come from its outline. The draws are those of the square version for a square size,
+    so square data sets stay byte for byte what they were.
     """
     a, b = rng.integers(0, 256, (2, 3))
     angle = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0:size, 0:size] / size
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
     t = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
     t = (t - t.min()) / (np.ptp(t) + 1e-6)
-    grain = np.kron(rng.normal(0, 22, (size // 2 + 1, size // 2 + 1, 3)), np.ones((2, 2, 1)))
-    return np.clip(a * (1 - t) + b * t + grain[:size, :size], 0, 255)
+    grain = rng.normal(0, 22, (height // 2 + 1, width // 2 + 1, 3))
+    grain = np.kron(grain, np.ones((2, 2, 1)))
+    return np.clip(a * (1 - t) + b * t + grain[:height, :width], 0, 255)
 
 
-def _shape_mask(rng: np.random.Generator, cls: int, size: int) -> np.ndarray:
-    radius = rng.uniform(0.1, 0.25) * size
-    cx, cy = rng.uniform(radius, size - radius, 2)
+def _shape_mask(rng: np.random.Generator, cls: int, height: int, width: int) -> np.ndarray:
+    radius = rng.uniform(0.1, 0.25) * min(height, width)
+    cx, cy = rng.uniform(radius, [width - radius, height - radius])
     turn = rng.uniform(0, 2 * math.pi)
-    canvas = Image.new("L", (size, size), 0)
+    canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
     if cls == DISC:
         r = 0.85 * radius

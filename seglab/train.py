@@ -19,7 +19,7 @@ from mmengine.runner import Runner
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data.dataloader import DataLoader, _MultiProcessingDataLoaderIter
 
-from seglab import checkpoint_loading, hooks, preemption, run_dirs  # noqa: F401  (registering)
+from seglab import checkpoint_loading, hooks, preemption, run_dirs, speed  # noqa: F401
 from seglab.checks import check_before_training
 from seglab.compose import CONF_DIR, CONFIG_NAME
 from seglab.console import SeglabRunner, warnings_to_run_log
@@ -47,9 +47,10 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
     synthetic = cfg.get("dataset", {}).get("synthetic")
     if synthetic is not None:
         ensure_synthetic_dataset(cfg.dataset.data_root, **synthetic)
-    # amp=true on a config whose optimizer wrapper is an AmpOptimWrapper already changes nothing
-    amp = bool(cfg.get("amp")) and OmegaConf.select(cfg, "optim_wrapper.type") != "AmpOptimWrapper"
-    check_before_training(mm_cfg, amp=amp)
+    # the switch that made the optim_wrapper an AmpOptimWrapper names its need of a GPU
+    check_before_training(
+        mm_cfg, precision_switch=speed.precision_switch(cfg), compile=bool(cfg.get("compile"))
+    )
     mm_cfg.work_dir = str(run_dir)
     lowered = fit_log_interval(mm_cfg, overrides or [])  # before the export: mmseg logs alike
     if launch_rank() == 0:  # in a multi-process run, one process writes the run directory
@@ -75,6 +76,7 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
         dict(type="CheckpointConfigHook"),
         dict(type="PreemptionHook"),
     ]
+    speed.add_runtime_switches(cfg, mm_cfg)  # channels_last's hook, mmengine's `compile`
     check_files_as_they_load(mm_cfg)  # a file that fails to load is named in one line
     if cfg.get("wandb"):
         hydra_cfg = HydraConfig.get()

@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from seglab.compose import compose
 from seglab.errors import ConfigError
-from seglab.synthetic_data import BACKGROUND, DISC, SQUARE, TRIANGLE, ensure_synthetic_dataset
+from seglab.synthetic_data import (
+    BACKGROUND,
+    DISC,
+    SQUARE,
+    TRIANGLE,
+    cache_name,
+    ensure_synthetic_dataset,
+)
 
 PARAMS = dict(num_train=12, num_val=4, image_size=64)
 
@@ -71,3 +79,37 @@ def test_colour_does_not_tell_the_class(tmp_path):
             counts[c] += (label == c).sum()
     means = np.array([sums[c] / counts[c] for c in sums])
     assert np.ptp(means, axis=0).max() < 40, means
+
+
+def test_images_of_a_non_square_shape_in_a_folder_of_their_own(tmp_path):
+    """`image_shape=[height, width]` (a benchmark's crop size) draws images of that size; the
+    folder name holds every parameter, and a square shape is the data of `image_size`."""
+    params = dict(seed=0, num_train=3, num_val=1, image_size=96)
+    root = ensure_synthetic_dataset(tmp_path / "g", **params, image_shape=[40, 72])
+    for path in (root / "images").rglob("*.jpg"):
+        label = Image.open(root / "annotations" / path.parent.name / f"{path.stem}.png")
+        assert Image.open(path).size == label.size == (72, 40)  # PIL: width, height
+        assert set(np.unique(np.asarray(label)).tolist()) <= {0, BACKGROUND, SQUARE, DISC, TRIANGLE}
+    names = {
+        cache_name({**params, "image_shape": [40, 72]}),
+        cache_name({**params, "image_shape": None}),
+        cache_name({**params, "image_shape": None, "num_val": 2}),
+        cache_name({**params, "image_shape": None, "seed": 1}),
+    }
+    assert len(names) == 4
+    assert cache_name({**params, "image_shape": [96, 96]}) == cache_name(params)
+    square = ensure_synthetic_dataset(tmp_path / "h", **{**params, "image_size": 64})
+    ensure_synthetic_dataset(square, **params, image_shape=[64, 64])  # the same data: reused
+    with pytest.raises(ConfigError, match=r"image_shape=\[40\]: expected \[height, width\]"):
+        ensure_synthetic_dataset(tmp_path / "i", **params, image_shape=[40])
+
+
+def test_image_shape_follows_the_crop_size_in_the_config():
+    cfg = compose(
+        [
+            "experiment=demo",
+            "dataset.crop_size=[48,80]",
+            "dataset.synthetic.image_shape=${dataset.crop_size}",
+        ]
+    )
+    assert cfg.dataset.data_root.endswith("synthetic_shapes/v3-seed0-400+50x48x80")
