@@ -10,12 +10,12 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from mmengine.config import Config
 
+from seglab.checkpoint_loading import URL_PREFIXES, hub_cache_file, weights_url
 from seglab.crop_memory import check_crop_memory
 from seglab.data_checks import check_data_files, dataset_classes, leaf_datasets
 from seglab.errors import ConfigError
@@ -360,41 +360,25 @@ def check_weights_reachable(cfg: Config, network_timeout: float = 3.0) -> None:
                 )
             continue
         url = resolve_weights_url(source)
-        if url is None or _in_torch_hub_cache(url):
+        if url is None or hub_cache_file(url).is_file():
             continue
-        host = urlparse(url).hostname or ""
+        parts = urlparse(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            socket.create_connection((host, 443), timeout=network_timeout).close()
+            socket.create_connection((host, port), timeout=network_timeout).close()
         except OSError as err:
             raise ConfigError(
                 f"{key}={source!r} cannot be downloaded ({host}: {err.strerror or err}); "
-                f"point it at a local file ({key}=/path/to/{os.path.basename(url)}) "
+                f"point it at a local file ({key}=/path/to/"
+                f"{os.path.basename(parts.path) or 'weights.pth'}) "
                 f"or turn it off ({key}=null)"
             ) from None
 
 
 def resolve_weights_url(source: str) -> str | None:
     """The http(s) URL mmengine downloads `source` from (its own open-mmlab:// tables)."""
-    from mmengine.runner.checkpoint import get_deprecated_model_names, get_external_models
-
-    if source.startswith(("http://", "https://")):
-        return source
-    for prefix in ("open-mmlab://", "openmmlab://"):
-        if source.startswith(prefix):
-            name = source[len(prefix) :]
-            name = get_deprecated_model_names().get(name, name)
-            url = get_external_models().get(name)
-            return url if url and url.startswith(("http://", "https://")) else None
-    if source.startswith("mmcls://"):
-        from mmengine.runner.checkpoint import get_mmcls_models
-
-        url = get_mmcls_models().get(source[len("mmcls://") :])
-        return url if url and url.startswith(("http://", "https://")) else None
-    return None  # torchvision:// resolves inside torchvision (a requirement of its own)
-
-
-def _in_torch_hub_cache(url: str) -> bool:
-    import torch.hub
-
-    cached = Path(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(url).path))
-    return cached.is_file()
+    if source.startswith(("torchvision://", "modelzoo://")):
+        return None  # resolves inside torchvision (a requirement of its own)
+    url = weights_url(source)
+    return url if url.startswith(URL_PREFIXES) else None

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from seglab.errors import ConfigError, exit_with_error
+from seglab.masking import remember_secrets
 
 USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as python -m seglab ...)
        seglab export [OVERRIDES] [out=PATH]      write the mmseg config (stdout without out=)
@@ -192,6 +193,9 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    # every line this command prints masks its secrets, also where it is called in a process
+    # of its own whose sys.argv is not its command line (a test, a script)
+    remember_secrets(args)
     if args and args[0] in ("help", *HELP_FLAGS):  # `seglab help test` is `seglab test --help`
         topic = args[1] if len(args) > 1 and args[1] in COMMANDS else None
         print(command_help(topic) if topic else f"{USAGE}\n\n{groups_help()}")

@@ -10,12 +10,16 @@ the same logger, so known ones reach the file only and the others both.
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mmengine.logging import MMLogger
 from mmengine.runner import Runner
+
+from seglab.masking import mask_text
 
 # the start of the messages that are reference material, for the log file
 FILE_ONLY_PREFIXES = (
@@ -34,6 +38,8 @@ KNOWN_WARNINGS = (
     "The prefix is not set in metric class",
 )
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
 
 class FileOnlyFilter(logging.Filter):
     """Keeps the dumps and the known warnings off a handler (the console)."""
@@ -45,6 +51,42 @@ class FileOnlyFilter(logging.Filter):
         )
 
 
+class EscapeControlCharacters(logging.Filter):
+    """Writes control characters in a record as escapes (`\\x1b`): a checkpoint's keys or a
+    file name a user did not choose must not move the cursor, recolour or retitle a terminal
+    that shows the log or `cat`s the log file. And masks every secret seglab knows of
+    (seglab/masking.py `mask_text`): mmengine logs values as they resolved (the URL it loads
+    weights from, `${oc.env:TOKEN}` in it), on the console and in the log file alike."""
+
+    # a warning that masking raises is logged here again, in the same thread: escaped only
+    _masking = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = message
+        if not getattr(self._masking, "active", False):
+            self._masking.active = True
+            try:
+                masked = mask_text(message)
+            finally:
+                self._masking.active = False
+        escaped = escape_control_characters(masked)
+        if escaped != message:
+            record.msg, record.args = escaped, ()
+        return True
+
+
+def escape_control_characters(text: str) -> str:
+    """`text` with every control character but newline and tab written as a Python escape."""
+    return CONTROL_CHARACTERS.sub(lambda match: ascii(match.group())[1:-1], text)
+
+
+def escape_logger_output(logger: logging.Logger) -> None:
+    """Put the filter above on `logger` (once)."""
+    if not any(isinstance(f, EscapeControlCharacters) for f in logger.filters):
+        logger.addFilter(EscapeControlCharacters())
+
+
 def is_console(handler: logging.Handler) -> bool:
     # FileHandler is a StreamHandler too
     return isinstance(handler, logging.StreamHandler) and not isinstance(
@@ -53,20 +95,57 @@ def is_console(handler: logging.Handler) -> bool:
 
 
 class SeglabRunner(Runner):
-    """mmengine's Runner whose logger shows the dumps on its file handler only.
+    """mmengine's Runner whose logger shows the dumps on its file handler only, and whose data
+    loader workers leave a scheduler's SIGTERM to the training process.
 
     The Runner logs the dumps in its constructor, right after `build_logger`: the filter goes on
     there, before any of them.
     """
 
+    @staticmethod
+    def build_dataloader(dataloader, seed: int | None = None, diff_rank_seed: bool = False):
+        """mmengine's data loader, whose worker processes ignore SIGTERM (preemption.py)."""
+        from seglab.preemption import workers_ignore_sigterm
+
+        loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+        return workers_ignore_sigterm(loader)
+
+    def resume(self, filename: str, *args, **kwargs) -> None:
+        """mmengine's resume; a checkpoint that does not hold what it reads (a crafted or
+        foreign file) stops in one line instead of a traceback from deep inside it."""
+        with _one_line_if_unfit(f"resume from {filename}"):
+            super().resume(filename, *args, **kwargs)
+
+    def load_checkpoint(self, filename: str, *args, **kwargs):
+        with _one_line_if_unfit(f"load_from={filename}"):
+            return super().load_checkpoint(filename, *args, **kwargs)
+
     def build_logger(self, log_level: int | str = "INFO", log_file: str | None = None, **kwargs):
         logger = super().build_logger(log_level=log_level, log_file=log_file, **kwargs)
+        escape_logger_output(logger)
         for handler in logger.handlers:
             if is_console(handler) and not any(
                 isinstance(f, FileOnlyFilter) for f in handler.filters
             ):
                 handler.addFilter(FileOnlyFilter())
         return logger
+
+
+@contextmanager
+def _one_line_if_unfit(what: str) -> Iterator[None]:
+    from seglab.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as err:
+        reason = " ".join(f"{type(err).__name__}: {err}".split())
+        reason = reason if len(reason) <= 300 else reason[:300] + "..."
+        raise ConfigError(
+            f"{what}: the checkpoint does not hold what mmengine reads from one ({reason}); "
+            "expected a checkpoint a run of this config wrote"
+        ) from None
 
 
 @contextmanager

@@ -3,6 +3,8 @@
 The YAML keeps mmengine's own key names, so the conversion is a resolve plus checks: the
 seglab-only `dataset` node (the shared values) is dropped, and tuples that a command-line override
 turned into lists become tuples again, because mmseg asserts them (RandomCrop, Resize, ...).
+A top-level key a command line adds (`+db.dsn=...`) that no mmseg class or Runner reads is
+dropped too (`unread_keys`): it may hold a secret, and mmseg has no use for it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from seglab.errors import ConfigError
 
 # Keys of the composed config that are seglab's, not mmengine's.
 SEGLAB_KEYS = ("hydra", "dataset", "wandb")
+# Top-level keys read by mmengine's Runner or mmseg that parity.RUNNER_KEYS leaves out (they
+# name the run, or mmseg's inference API reads them): a command line may add them.
+READ_ALSO = ("work_dir", "launcher", "randomness", "experiment_name", "strategy", "test_pipeline")
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:
@@ -90,9 +95,26 @@ def to_mm_config(cfg: DictConfig, reference: DictConfig | None = None) -> Config
     speed.to_mmseg_form(resolved)
     for key in SEGLAB_KEYS:
         resolved.pop(key, None)
+    if reference is not None:
+        for key in unread_keys(resolved, reference):
+            resolved.pop(key)
     # mmengine runs yapf over the text on every `pretty_text` (the Runner's log and dump, each
     # checkpoint's meta), about 0.1 s a time; the unformatted text is valid and readable.
     return Config(resolved, format_python_code=False)
+
+
+def unread_keys(resolved: Mapping[str, Any], reference: DictConfig) -> list[str]:
+    """The top-level keys a command line added (`+db.dsn=...`, `+custom.password=...`) that
+    neither the composed group options have nor mmengine's Runner or mmseg reads.
+
+    They stay out of the export, and so out of the Runner's log and every checkpoint's meta
+    (mmengine keeps the config text in both): no mmseg class has a use for them, and such
+    keys are where a command line puts a database's or a service's credentials.
+    """
+    from seglab.parity import RUNNER_KEYS
+
+    known = {*reference, *RUNNER_KEYS, *READ_ALSO}
+    return [key for key in resolved if key not in known]
 
 
 # (path, value, reference value, what is wrong)

@@ -3,13 +3,14 @@
 One pass over each split's file list, as mmseg's own dataset class finds it (folders, suffixes,
 `ann_file` split lists): no split is empty, every image has its label. Then a sample of each
 split, spread over the whole list, is read: each label has one channel, its image's size and only
-the values the classes allow; two-class labels saved as 0/255 masks are refused, because mmseg
+the values the classes allow, in 8 bits; masks saved as 0/255 are refused, because mmseg
 ignores 255 and such a run would score every object pixel as ignored (mIoU 100).
 Files outside the sample are checked as they load (seglab/data_loading.py).
 """
 
 from __future__ import annotations
 
+import errno
 import inspect
 import os
 from collections.abc import Iterator
@@ -24,10 +25,14 @@ from seglab.errors import ConfigError
 
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 LABELS_SAMPLED_PER_SPLIT = 16
-# how to turn 0/255 masks into 0/1 class indices, in place
+# Above this share of a split's sampled label pixels, 255 (mmseg's ignore index) is taken for a
+# class the labels were saved with rather than for pixels left out: densely labelled data sets
+# (ADE20K, Cityscapes) leave out a small part of their pixels, 0/255 masks every object pixel.
+IGNORED_SHARE_OF_A_CLASS = 0.25
+# how to turn 0/255 masks (and any 0/1 ones among them) into 0/1 class indices, in place
 TO_CLASS_INDICES = (
     'python -c "import sys, numpy as np; from PIL import Image; '
-    "[Image.fromarray((np.asarray(Image.open(p)) > 127).astype(np.uint8)).save(p) "
+    "[Image.fromarray((np.asarray(Image.open(p)) > 0).astype(np.uint8)).save(p) "
     'for p in sys.argv[1:]]" {folder}/*{suffix}'
 )
 
@@ -134,8 +139,30 @@ def list_data(key: str, dataset: dict) -> tuple[Any, list[dict]] | None:
         )
     try:
         return instance, instance.load_data_list()
+    except OSError as err:  # listing the folder (mmseg's scandir follows symbolic links)
+        raise ConfigError(_listing_error(key, instance, err)) from None
     except Exception:
         return None
+
+
+def _listing_error(key: str, instance: Any, err: OSError) -> str:
+    folder = getattr(instance, "data_prefix", {}).get("img_path") or ""
+    path = err.filename or folder
+    if err.errno == errno.ELOOP and err.filename:
+        # the first symbolic link on the path below the folder is the one that loops
+        link, parts = folder, os.path.relpath(err.filename, folder).split(os.sep)
+        for part in parts:
+            link = os.path.join(link, part)
+            if os.path.islink(link):
+                return (
+                    f"{key}: {link} is a symbolic link to {os.readlink(link)!r}, which leads "
+                    f"back into a folder that holds it, so listing {folder} never ends "
+                    f"({err.strerror}); remove the link or point it outside the data folder"
+                )
+    return (
+        f"{key}: cannot list the images in {folder}: {path}: {err.strerror or err}; "
+        "expected a folder seglab can read"
+    )
 
 
 def check_file_list(key: str, instance: Any, entries: list[dict]) -> None:
@@ -209,14 +236,14 @@ def check_sample(key: str, dataset: dict, instance: Any, sample: list[dict]) -> 
     # with a label map (classes picked from the dataset's own), mmseg maps the values itself
     check_values = classes is not None and not getattr(instance, "label_map", None)
     highest = (len(classes) if reduce_zero else len(classes) - 1) if classes else 0
-    sizes, seen, first_ignored = [], set(), None
+    sizes, labels = [], []
     for entry in sample:
         image_size = _image_size(entry["img_path"])
         sizes.append(image_size[::-1])
         seg_path = entry.get("seg_map_path")
         if not seg_path:
             continue
-        values = _label_values(seg_path, entry["img_path"], image_size)
+        values, counts = _label_values(seg_path, entry["img_path"], image_size)
         if not check_values:
             continue
         bad = values[(values > highest) & (values != ignore)]
@@ -227,12 +254,27 @@ def check_sample(key: str, dataset: dict, instance: Any, sample: list[dict]) -> 
                 f"expected labels 0..{highest} or {ignore}); add the missing classes or fix "
                 "reduce_zero_label"
             )
-        seen.update(values.tolist())
-        if ignore in values and first_ignored is None:
-            first_ignored = (seg_path, values.tolist())
-    if check_values and len(classes) == 2:
-        _check_two_class_values(key, instance, seen, first_ignored, ignore, reduce_zero)
+        labels.append(SampledLabel(seg_path, values, counts))
+    if check_values and len(classes) >= 2 and labels:
+        _check_ignore_as_a_class(key, instance, classes, labels, ignore, reduce_zero)
     return sizes
+
+
+class SampledLabel:
+    """A sampled label file's distinct values and how many pixels hold each."""
+
+    def __init__(self, path: str, values: np.ndarray, counts: np.ndarray) -> None:
+        self.path, self.values = path, [int(v) for v in values]
+        self.counts = dict(zip(self.values, (int(c) for c in counts), strict=True))
+        self.pixels = sum(self.counts.values())
+
+    def ignored_share(self, ignore: int) -> float:
+        return self.counts.get(ignore, 0) / self.pixels if self.pixels else 0.0
+
+    def looks_like_a_mask(self, ignore: int) -> bool:
+        """One value besides `ignore`, and `ignore` a class's share of the pixels."""
+        others = [v for v in self.values if v != ignore]
+        return len(others) <= 1 and self.ignored_share(ignore) > IGNORED_SHARE_OF_A_CLASS
 
 
 def _image_size(path: str) -> tuple[int, int]:
@@ -240,16 +282,51 @@ def _image_size(path: str) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             return image.size
+    except Image.DecompressionBombError as err:
+        raise ConfigError(too_many_pixels(path, err)) from None
     except OSError as err:
         raise ConfigError(
             f"{path} cannot be read as an image ({err}); replace or remove it"
         ) from None
 
 
-def _label_values(path: str, image_path: str, image_size: tuple[int, int]) -> np.ndarray:
-    """The distinct values of a label that is one channel of its image's size."""
+def too_many_pixels(path: str | None, err: Exception) -> str:
+    """The one line for an image Pillow refuses to decode: more pixels than its limit."""
+    return (
+        f"{path}: {str(err).rstrip('.')}: Pillow refuses to decode it; downscale or tile the "
+        "image, or remove it"
+    )
+
+
+# Pillow's modes of one channel wider than 8 bits; mmseg reads a label as 8 bits (uint8)
+WIDE_LABEL_MODES = ("I", "F")
+
+
+def is_wide_label(mode: str) -> bool:
+    return mode in WIDE_LABEL_MODES or mode.startswith("I;")
+
+
+def wide_label_error(path: str, mode: str, highest: float) -> str:
+    """A label stored in more than 8 bits that holds a value over 255, which mmseg would read
+    modulo 256."""
+    bits = "16-bit" if mode.startswith("I;16") else f"{mode}-mode (over 8 bits)"
+    value = int(highest)
+    return (
+        f"{path} is a {bits} label holding the value {value}, which mmseg reads as 8 bits "
+        f"(uint8), so {value} would silently become {value % 256}; expected class indices "
+        "saved as an 8-bit (mode L or P) image"
+    )
+
+
+def _label_values(
+    path: str, image_path: str, image_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a label that is one channel of its image's size, and the pixels
+    each covers."""
     try:
         label = Image.open(path)
+    except Image.DecompressionBombError as err:
+        raise ConfigError(too_many_pixels(path, err)) from None
     except OSError as err:
         raise ConfigError(
             f"{path} cannot be read as a label image ({err}); replace or remove it"
@@ -268,26 +345,71 @@ def _label_values(path: str, image_path: str, image_size: tuple[int, int]) -> np
                 f"is {image_size[0]}x{image_size[1]}; expected a label of its image's size"
             )
         try:
-            return np.unique(np.asarray(label))
+            values, counts = np.unique(np.asarray(label), return_counts=True)
         except OSError as err:
             raise ConfigError(f"{path} cannot be decoded ({err}); replace or remove it") from None
+        if is_wide_label(label.mode) and values.size and values[-1] > 255:
+            raise ConfigError(wide_label_error(path, label.mode, values[-1]))
+        return values, counts
 
 
-def _check_two_class_values(
-    key: str, instance: Any, seen: set, first_ignored: tuple | None, ignore: int, reduce_zero: bool
+def _check_ignore_as_a_class(
+    key: str,
+    instance: Any,
+    classes: tuple[str, ...],
+    labels: list[SampledLabel],
+    ignore: int,
+    reduce_zero: bool,
 ) -> None:
-    """Two classes and labels that hold only one value besides `ignore`: 0/255 masks."""
-    if first_ignored is not None and len(seen - {ignore}) <= 1:
-        path, values = first_ignored
-        folder = instance.data_prefix.get("seg_map_path")
-        raise ConfigError(
-            f"{path} holds only the values {values} and no sampled label of {key} holds another "
-            f"class: binary masks saved as 0/{ignore}, but mmseg ignores {ignore}, so every "
-            f"object pixel would be ignored; save the masks as 0/1 class indices, e.g. "
-            + TO_CLASS_INDICES.format(folder=folder, suffix=instance.seg_map_suffix)
+    """Masks saved with `ignore` (255) for a class, which mmseg would leave out of the loss and
+    the metrics (mIoU 100): the sample holds `ignore` and one other value only; or `ignore`
+    covers more than IGNORED_SHARE_OF_A_CLASS of its pixels while a declared class never occurs;
+    or most sampled files are masks of one value and `ignore`, whatever a few others hold."""
+    seen = {v for label in labels for v in label.values}
+    ignored = [label for label in labels if ignore in label.counts]
+    n = len(classes)
+    indices = "0/1" if n == 2 else f"0..{n - 1}"
+    fix = f"save the labels as class indices {indices} ({ignore} only for pixels to ignore)" + (
+        ", e.g. "
+        + TO_CLASS_INDICES.format(
+            folder=instance.data_prefix.get("seg_map_path"), suffix=instance.seg_map_suffix
         )
-    if reduce_zero and seen <= {0, 1, ignore}:
+        if n == 2
+        else ""
+    )
+    if ignored and len(seen - {ignore}) <= 1:
+        first = ignored[0]
+        raise ConfigError(
+            f"{first.path} holds only the values {first.values} and no sampled label of {key} "
+            f"holds another class: masks saved as 0/{ignore}, but mmseg ignores {ignore}, so "
+            f"every object pixel would be ignored; {fix}"
+        )
+    if reduce_zero and n == 2 and seen <= {0, 1, ignore}:
         raise ConfigError(
             f"dataset.reduce_zero_label=true: the labels of {key} hold only labels 0 and 1, and "
             "reduce_zero_label would drop class 0; expected false for two-class data"
+        )
+    if not ignored:
+        return
+    pixels = sum(label.pixels for label in labels)
+    share = sum(label.counts.get(ignore, 0) for label in labels) / pixels
+    # class i is stored as i + 1 where reduce_zero_label subtracts 1 as the label loads
+    missing = [i for i in range(n) if (i + 1 if reduce_zero else i) not in seen]
+    threshold = f"{IGNORED_SHARE_OF_A_CLASS:.0%}"
+    if share > IGNORED_SHARE_OF_A_CLASS and missing:
+        most = max(ignored, key=lambda label: label.ignored_share(ignore))
+        raise ConfigError(
+            f"{share:.0%} of the label pixels sampled from {key} are {ignore} and class "
+            f"{missing[0]} ({classes[missing[0]]!r}) of the {n} declared never occurs in them "
+            f"(e.g. {most.path} holds {most.values}): more than {threshold} at {ignore} reads as "
+            f"a class saved as {ignore}, but mmseg ignores {ignore}, so its pixels would be left "
+            f"out of training and the metrics; {fix}"
+        )
+    masks = [label for label in labels if label.looks_like_a_mask(ignore)]
+    if len(masks) > len(labels) / 2:
+        raise ConfigError(
+            f"{len(masks)} of the {len(labels)} labels sampled from {key} hold one value and "
+            f"{ignore} only, {ignore} over {threshold} of their pixels (e.g. {masks[0].path} "
+            f"holds {masks[0].values}): masks saved as 0/{ignore}, but mmseg ignores {ignore}, "
+            f"so their object pixels would be ignored; {fix}"
         )

@@ -93,7 +93,7 @@ def image_size(data_root: str, folder: str, suffix: str) -> tuple[int, int] | No
         try:
             with Image.open(os.path.join(root, name)) as image:
                 sizes.append(image.size[::-1])
-        except OSError:
+        except (OSError, Image.DecompressionBombError):
             continue  # named by the checks before training
     if not sizes:
         return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
+from seglab.masking import mask_text
+
 
 class ConfigError(ValueError):
     """Bad user input, found before any training time is spent.
@@ -30,6 +32,10 @@ class DataError(ConfigError):
 
 
 def exit_with_error(message: object) -> NoReturn:
-    """End the command as every bad input ends it: one `seglab: error:` line, exit code 2."""
-    print(f"seglab: error: {message}", file=sys.stderr, flush=True)
+    """End the command as every bad input ends it: one `seglab: error:` line, exit code 2.
+
+    The message names values as they resolved, which may be secrets (an `${oc.env:VAR}`
+    path, a URL with a token): each one seglab knows of is masked (seglab/masking.py).
+    """
+    print(f"seglab: error: {mask_text(message)}", file=sys.stderr, flush=True)
     raise SystemExit(2) from None

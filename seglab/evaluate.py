@@ -3,12 +3,25 @@ seglab's run directories.
 
     seglab test run_dir=DIR [checkpoint=PATH] [tta=true] [show_dir=PATH] [KEY=VALUE ...]
     seglab infer checkpoint=PATH image=PATH_OR_FOLDER out=DIR [device=cpu] [config=PATH]
+
+Neither writes over its inputs or over a file it did not write: an `out=` that is the folder of
+the images to segment, or a `show_dir=` in (or at) a folder or data root that the run's
+training, validation or test set reads, is refused, and so is an output file that exists unless
+seglab wrote it there (`WrittenFiles`: the name and SHA-1 of every file written into a folder,
+kept in seglab's cache), before the checkpoint is loaded. Running a command again therefore
+replaces its own earlier outputs, as they were left. An output folder that cannot be made or
+written (a read-only or full file system) is one line before the model is built
+(`check_writable`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import errno
+import hashlib
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,8 +36,10 @@ from mmseg.engine.hooks import SegVisualizationHook
 
 from seglab import checkpoint_loading, hooks  # noqa: F401  (register the loader and the hooks)
 from seglab.console import SeglabRunner
+from seglab.data_loading import check_files_as_they_load
 from seglab.errors import ConfigError
 from seglab.metrics import with_per_class_metrics
+from seglab.run_dirs import os_reason
 
 # what OpenCV (mmcv's image backend) reads
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -35,6 +50,8 @@ INFER_USAGE = (
     "[device=cpu|cuda|cuda:N] [config=PATH] [opacity=0.5]"
 )
 LABELS_SUFFIX = "_labels.png"
+# what seglab wrote into each output folder, kept in its cache (WrittenFiles)
+WRITTEN_RECORDS = "written"
 
 
 def split_options(args: Sequence[str], options: Sequence[str]) -> tuple[dict, dict]:
@@ -117,35 +134,215 @@ def last_checkpoint(run_dir: Path, key: str = "run_dir") -> Path:
     return checkpoint
 
 
+def _sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+class WrittenFiles:
+    """The files seglab wrote into an output folder, by name and SHA-1: one JSON line
+    `{"name": NAME, "sha1": DIGEST}` per file written (the last line of a name counts) in
+    `written/HASH.jsonl` under seglab's cache ($SEGLAB_CACHE, else ~/.cache/seglab), HASH
+    that of the folder's absolute path; outside the folder, which holds the outputs only.
+
+    An existing file may be replaced only when it is one of these, still as seglab left it
+    (a regular file with the recorded SHA-1): the user's own files, a file of seglab's that
+    was edited since, a link, or the files of a folder moved or copied from elsewhere are
+    refused. The record is appended to as each file is written, so an interrupted command
+    keeps it."""
+
+    def __init__(self, folder: Path) -> None:
+        from seglab.resolvers import cache_dir
+
+        self.folder = folder
+        where = str(folder.resolve())
+        key = hashlib.sha1(where.encode()).hexdigest()[:20]
+        self.path = Path(cache_dir(WRITTEN_RECORDS), f"{key}.jsonl")
+        self.digests: dict[str, str] = {}
+        self._compacted = False
+        try:
+            lines = self.path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError):  # none yet, or not a record: nothing is ours
+            lines = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                if entry.get("folder", where) == where:
+                    self.digests[str(entry["name"])] = str(entry["sha1"])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+
+    def ours(self, name: str) -> bool:
+        path = self.folder / name
+        if path.is_symlink() or not path.is_file() or name not in self.digests:
+            return False
+        return _sha1(path) == self.digests[name]
+
+    def refuse_replacing(self, names: Sequence[str], key: str, value: str) -> None:
+        """One line for the first of `names` that exists and is not seglab's own."""
+        for name in names:
+            path = self.folder / name
+            if (path.exists() or path.is_symlink()) and not self.ours(name):
+                raise ConfigError(
+                    f"{key}={value!r}: {path} exists and seglab did not write it (or it changed "
+                    "since); seglab replaces only its own outputs: choose another "
+                    f"{key}= or move the file away"
+                )
+
+    def record(self, name: str) -> None:
+        """`name` (relative to the folder) was just written."""
+        if not self._compacted:  # the record of earlier runs, less the files gone since
+            self._compacted = True
+            self.digests = {n: d for n, d in self.digests.items() if (self.folder / n).is_file()}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_suffix(f".partial-{os.getpid()}")
+            partial.write_text(
+                json.dumps({"folder": str(self.folder.resolve())})
+                + "\n"
+                + "".join(_record_line(n, d) for n, d in self.digests.items())
+            )
+            partial.replace(self.path)
+        self.digests[name] = digest = _sha1(self.folder / name)
+        with self.path.open("a") as record:
+            record.write(_record_line(name, digest))
+
+
+def _record_line(name: str, digest: str) -> str:
+    return json.dumps({"name": name, "sha1": digest}) + "\n"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or lies below it, links followed."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or path.is_relative_to(folder)
+
+
+def test_set_folders(dataset: Any, where: str = "test_dataloader.dataset") -> list[tuple]:
+    """(key, folder) of every folder a data set reads (the test set's by default), as mmengine
+    joins them: each `data_prefix` value under `data_root` (an absolute one as it is), then
+    `data_root` itself, through wrappers (`dataset`) and concatenations (`datasets`)."""
+    if not isinstance(dataset, Mapping):
+        return []
+    root = dataset.get("data_root") or ""
+    prefixes = dataset.get("data_prefix") or {}
+    found = [
+        (f"{where}.data_prefix.{key}", Path(root, prefix))
+        for key, prefix in prefixes.items()
+        if isinstance(prefix, str) and (root or prefix)
+    ]
+    if root:  # the data set's own folder, whatever its layout: its files are the user's
+        found.append((f"{where}.data_root", Path(root)))
+    found += test_set_folders(dataset.get("dataset"), f"{where}.dataset")
+    for i, inner in enumerate(dataset.get("datasets") or ()):
+        found += test_set_folders(inner, f"{where}.datasets.{i}")
+    return found
+
+
+# the data loaders of a run's config, the test set's first (it is the one `seglab test` reads)
+DATA_SETS = (
+    ("test_dataloader", "test"),
+    ("val_dataloader", "validation"),
+    ("train_dataloader", "training"),
+)
+
+
+def check_show_dir(show_dir: str, cfg: Config) -> None:
+    """`show_dir=` is neither a folder (nor the data root) that the run's test, validation or
+    training set reads, nor inside one: mmseg lists a folder's images recursively, so drawings
+    there would replace test images or join them, or be trained on by the next run."""
+    found = [
+        (len(folder.resolve().parts), -i, key, folder, name)
+        for i, (loader, name) in enumerate(DATA_SETS)
+        for key, folder in test_set_folders(
+            (cfg.get(loader) or {}).get("dataset"), f"{loader}.dataset"
+        )
+        if _inside(Path(show_dir), folder)
+    ]
+    if found:  # the innermost folder it lies in (of the test set, where two sets share it)
+        *_, key, folder, name = max(found, key=lambda f: f[:2])
+        raise ConfigError(
+            f"show_dir={show_dir!r}: lies in {folder}, which the {name} set reads ({key}); "
+            "seglab never writes among its inputs: choose a folder outside the data set"
+        )
+
+
+def check_writable(folder: Path, key: str) -> None:
+    """`KEY=folder` can be made and written to: the folders missing are made and a probe file
+    written in it, then all of it removed again, before any work is spent. A read-only or full
+    file system, or a file in the way, is one line naming the path and the reason."""
+    value = str(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{key}={value!r}: is a file; expected a folder (or a new one)")
+    missing, parent = [], folder.absolute()
+    while not parent.exists() and not parent.is_symlink():
+        missing.append(parent)
+        parent = parent.parent
+    made: list[Path] = []
+    try:
+        for path in reversed(missing):
+            path.mkdir()
+            made.append(path)
+        probe = folder / f".seglab-probe-{os.getpid()}"
+        descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(descriptor, b"seglab checks that it can write here\n")
+        finally:
+            os.close(descriptor)
+            probe.unlink()
+    except OSError as err:
+        where = f": {err.filename}" if err.filename and str(err.filename) != value else ""
+        space = " (free space on it)" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        raise ConfigError(
+            f"{key}={value!r}: cannot be written ({os_reason(err)}{where}); choose a folder on a "
+            f"file system you can write to{space}"
+        ) from None
+    finally:
+        for path in reversed(made):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+
+
 @HOOKS.register_module()
 class ShowDirHook(SegVisualizationHook):
     """mmseg's visualization hook (ground truth beside prediction, as tools/test.py
     --show-dir), writing each test image's drawing to OUT_DIR under the image's own name with
     `.png` (its path below the test split's image folder, so flat for a flat folder), where
-    mmseg's own hook writes `vis_data/vis_image/test_NAME.jpg_0.png` below the log folder."""
+    mmseg's own hook writes `vis_data/vis_image/test_NAME.jpg_0.png` below the log folder.
+    Before the checkpoint is loaded (`before_run`: the test set is built, the weights not yet
+    loaded) a drawing that would replace a file seglab did not write is refused in one line;
+    each drawing is recorded as seglab's (WrittenFiles)."""
 
     def __init__(self, out_dir: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.out_dir = Path(out_dir)
         self.written: list[Path] = []
         self._image_root: Path | None = None
+        self._record = WrittenFiles(self.out_dir)
 
-    def before_test(self, runner: Runner) -> None:
-        prefix = getattr(runner.test_dataloader.dataset, "data_prefix", {}).get("img_path")
+    def before_run(self, runner: Runner) -> None:
+        dataset = runner.test_dataloader.dataset
+        prefix = getattr(dataset, "data_prefix", {}).get("img_path")
         self._image_root = Path(prefix) if prefix else None
+        self._record = WrittenFiles(self.out_dir)
+        names = [
+            self._name(Path(dataset.get_data_info(i)["img_path"])).as_posix()
+            for i in range(len(dataset))
+        ]
+        self._record.refuse_replacing(names, "show_dir", str(self.out_dir))
 
     def after_test_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None):
         import mmcv
 
         for output in outputs or ():
             image = Path(output.img_path)
-            target = self.out_dir / self._name(image)
+            name = self._name(image)
+            target = self.out_dir / name
             self._visualizer.add_datasample(
                 image.name,
                 mmcv.imread(str(image), channel_order="rgb"),
                 data_sample=output,
                 out_file=str(target),  # mmcv.imwrite creates the folders
             )
+            self._record.record(name.as_posix())
             self.written.append(target)
 
     def _name(self, image: Path) -> Path:
@@ -169,6 +366,7 @@ def config_of_run(
     cfg.launcher = "none"  # one process, as tools/test.py without --launcher (a torchrun run too)
     cfg.work_dir = str(run_dir / "test")
     cfg.load_from = str(checkpoint or last_checkpoint(run_dir))
+    cfg.custom_hooks = [*(cfg.get("custom_hooks") or []), dict(type="CheckpointFitsHook")]
     cfg.test_evaluator = with_per_class_metrics(cfg.test_evaluator)
     if tta:  # multi-scale and flip, as tools/test.py --tta
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
@@ -204,6 +402,10 @@ def evaluate_command(args: Sequence[str]) -> dict:
     if checkpoint is not None and not checkpoint.is_file():
         raise ConfigError(f"checkpoint={str(checkpoint)!r} is not a file")
     cfg = config_of_run(run_dir, checkpoint, tta, options.get("show_dir"), changes)
+    check_files_as_they_load(cfg)  # a label beyond the classes is named, as in training
+    if options.get("show_dir"):
+        check_show_dir(options["show_dir"], cfg)
+        check_writable(Path(options["show_dir"]), "show_dir")
     try:
         runner = SeglabRunner.from_cfg(cfg)  # the quieter console training has
         metrics = runner.test()
@@ -297,6 +499,25 @@ def label_map(prediction: np.ndarray, num_classes: int) -> np.ndarray:
     return prediction.astype(np.uint8 if num_classes <= 256 else np.uint16)
 
 
+def checked_inferencer(inferencer: type, source: str) -> type:
+    """mmseg's inferencer that refuses a checkpoint which does not fit its model (mmseg loads
+    what matches and warns), and logs a checkpoint's keys with control characters escaped."""
+    from mmengine.logging import MMLogger
+
+    from seglab.checkpoint_loading import check_fits
+    from seglab.console import escape_logger_output
+
+    escape_logger_output(MMLogger.get_current_instance())
+
+    class CheckedInferencer(inferencer):
+        def _load_weights_to_model(self, model, checkpoint, cfg) -> None:
+            if checkpoint is not None:
+                check_fits(model, checkpoint, source)
+            super()._load_weights_to_model(model, checkpoint, cfg)
+
+    return CheckedInferencer
+
+
 def infer_command(args: Sequence[str]) -> list[Path]:
     """Segments each image with mmseg's `MMSegInferencer` and writes, per image, its overlay as
     `out/STEM.png` and its class indices as `out/STEM_labels.png` (one channel, the value of a
@@ -325,22 +546,43 @@ def infer_command(args: Sequence[str]) -> list[Path]:
     opacity = _opacity(options.get("opacity", "0.5"))
     images = images_to_segment(image)
     names = output_names(images)
-    inferencer = MMSegInferencer(str(config), str(checkpoint), device=device)
+    out = Path(options["out"])
+    record = check_out(out, image, names)
+    checked = checked_inferencer(MMSegInferencer, f"checkpoint={checkpoint}")
+    inferencer = checked(str(config), str(checkpoint), device=device)
     inferencer.show_progress = False  # one image per call
     num_classes = len(inferencer.model.dataset_meta["classes"])
-    out = Path(options["out"])
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path, (overlay, labels) in zip(images, names, strict=True):
         result = inferencer(str(path), return_vis=True, opacity=opacity)
         mmcv.imwrite(mmcv.rgb2bgr(result["visualization"]), str(out / overlay))
+        record.record(overlay)
         mmcv.imwrite(label_map(result["predictions"], num_classes), str(out / labels))
+        record.record(labels)
         written.append(out / overlay)
     print(
         f"segmented {len(written)} image(s) into {out}/: STEM.png (overlay) and "
         f"STEM{LABELS_SUFFIX} (class index per pixel, {num_classes} classes)"
     )
     return written
+
+
+def check_out(out: Path, image: Path, names: Sequence[tuple[str, str]]) -> WrittenFiles:
+    """`out=` is a folder (or none yet) other than the images' own, and none of the files it
+    would write replaces one seglab did not write there; its record of what seglab wrote."""
+    folder = image if image.is_dir() else image.parent
+    if out.resolve() == folder.resolve():
+        raise ConfigError(
+            f"out={str(out)!r}: is the folder of the images to segment (image={str(image)!r}); "
+            "seglab never writes among its inputs: choose another out= (a new folder)"
+        )
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out={str(out)!r}: is a file; expected a folder (or a new one)")
+    record = WrittenFiles(out)
+    record.refuse_replacing([name for pair in names for name in pair], "out", str(out))
+    check_writable(out, "out")
+    return record
 
 
 def _opacity(value: str) -> float:

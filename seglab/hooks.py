@@ -94,6 +94,19 @@ class CheckpointConfigHook(Hook):
 
 
 @HOOKS.register_module()
+class CheckpointFitsHook(Hook):
+    """`seglab test`: the checkpoint holds every weight of the model, each of its shape, or the
+    test stops in one line (mmengine would log a warning and test a partly random model)."""
+
+    priority = "VERY_HIGH"
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        from seglab.checkpoint_loading import check_fits
+
+        check_fits(runner.model, checkpoint, f"checkpoint={runner._load_from}")
+
+
+@HOOKS.register_module()
 class RandomStateHook(Hook):
     """Makes `resume=true` end where the uninterrupted run ends, bit for bit.
 
@@ -113,10 +126,20 @@ class RandomStateHook(Hook):
         self._around_val: dict | None = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint[self.KEY] = _torch_random_state()
+        # a save during validation (SIGTERM) keeps the state training left, as a save before it
+        state = self._around_val or _torch_random_state()
+        checkpoint[self.KEY] = {"torch": state["torch"], "cuda": state["cuda"]}
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get(self.KEY)
+        if state is not None and not _is_random_state(state):
+            from seglab.errors import ConfigError
+
+            raise ConfigError(
+                f"{runner._load_from}: its {self.KEY!r} is not the torch random state seglab "
+                "saves (a dict of byte tensors 'torch' and 'cuda'); expected a checkpoint a "
+                "seglab run wrote"
+            )
         if state is not None:  # kept until training proves this was a resume, not load_from
             self._pending = (checkpoint.get("meta", {}).get("iter", -1), state)
 
@@ -145,6 +168,18 @@ class RandomStateHook(Hook):
                 torch.cuda.set_rng_state_all(state["cuda"])
             np.random.set_state(state["numpy"])
             random.setstate(state["python"])
+
+
+def _is_random_state(state: object) -> bool:
+    def byte_tensor(value: object) -> bool:
+        return isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and value.dim() == 1
+
+    return (
+        isinstance(state, dict)
+        and byte_tensor(state.get("torch"))
+        and isinstance(state.get("cuda"), list)
+        and all(byte_tensor(v) for v in state["cuda"])
+    )
 
 
 def _torch_random_state() -> dict:

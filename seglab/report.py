@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from seglab.masking import looks_secret, mask_overrides
+from seglab.masking import looks_secret, mask_overrides, mask_text
 from seglab.run_dirs import TRACEBACK_FILE, name_order
 
 SEED_KEY = "randomness.seed"
@@ -55,6 +55,8 @@ def read_run(run_dir: Path, summary_jobs: dict[str, dict]) -> dict[str, Any]:
         wall += max(0.0, scalars.stat().st_mtime - started)
     job = summary_jobs.get(str(run_dir.resolve()), {})
     error, trace = _error(run_dir, job)
+    if error is not None:  # a message names values as they resolved: secrets masked
+        error = mask_text(error, map(str, overrides))
     status = job.get("status") or ("failed" if error else None)
     if status is None:
         status = "finished" if metrics.get("iter") == max_iters else "incomplete"

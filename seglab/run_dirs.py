@@ -24,11 +24,16 @@ Of `NAME`, `NAME-2`, ... a single run picks one and guards it:
   `last_checkpoint` still names the original's files), and an empty or truncated one gives way
   to the newest intact `iter_*.pth`.
 The kernel drops a lock when its process dies, so a killed run never blocks its own resume.
+Only "would block" from `flock` means another process holds a directory; a file system without
+`flock` (Lustre mounted without `-o flock`: ENOSYS), a lock file that cannot be opened (a
+directory of that name) or a run directory that cannot be made (a read-only `outputs/`) is one
+line, never a search on to the next name; and that search stops after MAX_NUMBERED names.
 """
 
 from __future__ import annotations
 
 import difflib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -45,11 +50,19 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Transformer
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import InterpolationResolutionError
 
 from seglab.errors import ConfigError, exit_with_error
-from seglab.masking import MASKED, mask_overrides
+from seglab.masking import (
+    HYDRA_RECORD,
+    MASKED,
+    mask_hydra_files,
+    mask_overrides,
+    mask_text,
+    unset_variables,
+)
 
 LOCK_FILE = ".seglab-lock"
 # a failed job's full traceback, beside its log (RunDirCallback.on_job_end)
@@ -59,6 +72,11 @@ TRACEBACK_FILE = "traceback.txt"
 # alone: a job that failed before it wrote anything)
 NOT_A_RUN = {".hydra", LOCK_FILE, TRACEBACK_FILE}
 _held: dict[str, int] = {}  # run directory -> descriptor of the lock this process holds
+# what `flock(LOCK_NB)` answers when another process holds the lock (EACCES: as fcntl's
+# documentation allows); any other error is the file system's, not a run's
+HELD = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
+# a new run takes NAME, NAME-2, ... up to NAME-MAX_NUMBERED, then stops with one line
+MAX_NUMBERED = 500
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 
 
@@ -219,19 +237,50 @@ def holds_run(path: str | os.PathLike) -> bool:
 
 
 def hold(path: str | os.PathLike) -> bool:
-    """Take `path`'s lock for this process; False when another live process holds it."""
+    """Take `path`'s lock for this process; False when another live process holds it.
+
+    A directory that cannot be made, a lock file that cannot be opened, or a `flock` that
+    fails for another reason than the lock being held (ENOSYS, ENOLCK, EIO...) is a
+    ConfigError: going on to the next name would fail the same way, for ever."""
     key = os.path.abspath(path)
     if key in _held:
         return True
-    os.makedirs(key, exist_ok=True)
-    fd = os.open(os.path.join(key, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    lock = os.path.join(key, LOCK_FILE)
+    try:
+        os.makedirs(key, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"run directory {key}: cannot be made ({os_reason(err)}); make {os.path.dirname(key)} "
+            "a folder you can write to, or start seglab in another directory (runs go to "
+            "./outputs)"
+        ) from None
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise ConfigError(
+            f"run lock {lock}: cannot be opened ({os_reason(err)}); remove whatever is in its "
+            "place, or make the run directory writable"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as err:
         os.close(fd)
-        return False
+        if err.errno in HELD:
+            return False
+        raise ConfigError(
+            f"run lock {lock}: flock failed ({os_reason(err)}): this file system cannot lock "
+            "files; mount it with flock support (Lustre: -o flock) or start seglab in a "
+            "directory on a local disk (runs go to ./outputs)"
+        ) from None
     _held[key] = fd
     return True
+
+
+def os_reason(err: OSError) -> str:
+    """An OSError as `Function not implemented, ENOSYS`: the reason, then its name."""
+    name = errno.errorcode.get(err.errno, str(err.errno)) if err.errno else ""
+    reason = err.strerror or str(err)
+    return f"{reason}, {name}" if name else reason
 
 
 def release(path: str | os.PathLike) -> None:
@@ -266,12 +315,14 @@ def choose_run_dir(root: str, name: str, resume: Any) -> str:
     for path in candidates:
         if os.path.abspath(path) in _held:
             return path  # this process claimed it earlier (the value is read more than once)
-    n = 1
-    while True:  # the first that holds no run and that no other process claimed meanwhile
-        path = base if n == 1 else f"{base}-{n}"
+    for n in range(1, MAX_NUMBERED + 1):  # the first that holds no run and that no other
+        path = base if n == 1 else f"{base}-{n}"  # process claimed meanwhile
         if not holds_run(path) and hold(path):
             return path
-        n += 1
+    raise ConfigError(
+        f"run directory {base}: {name} to {name}-{MAX_NUMBERED} all hold earlier runs or are "
+        "being trained; move or remove old runs, or continue the newest with resume=true"
+    )
 
 
 def _numbered(base: str) -> list[str]:
@@ -385,6 +436,7 @@ class RunDirCallback(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_variables(config)
         HydraConfig.instance().set_config(config)  # `${hydra:...}` reads it (and locks it)
         try:
             run_dir = OmegaConf.select(config, "hydra.run.dir")
@@ -397,6 +449,8 @@ class RunDirCallback(Callback):
             config.hydra.run.dir = str(run_dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.launcher.get("_target_") in SAME_ENVIRONMENT:
+            _check_variables(config)
         hydra_config, readonly = HydraConfig.instance().cfg, config.hydra._get_node_flag("readonly")
         HydraConfig.instance().set_config(config)  # `${sweep_name:}` reads it (and locks it)
         try:  # Hydra would turn an exception here into a warning, and sweep on
@@ -422,6 +476,25 @@ class RunDirCallback(Callback):
                 # as Hydra writes a job's overrides: escaped where the grammar needs it
                 config.hydra.overrides.hydra.append(f"{key}={Transformer.str(value)}")
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Hydra has just written its record of the job (`.hydra/`) and, a sweep's sweeper, of
+        the sweep (multirun.yaml), both as the command wrote them: every secret value in them
+        is masked here, before the job runs (seglab/masking.py `mask_record`)."""
+        task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+        record = []
+        if config.hydra.output_subdir is not None:
+            subdir = Path(config.hydra.runtime.output_dir) / config.hydra.output_subdir
+            record += [subdir / name for name in HYDRA_RECORD]
+        if config.hydra.mode == RunMode.MULTIRUN:
+            record.append(Path(config.hydra.sweep.dir) / "multirun.yaml")
+        mask_hydra_files(record, task)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """A sweep whose jobs all finished in an earlier launch starts none: its multirun.yaml,
+        written again, is masked here."""
+        task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+        mask_hydra_files([Path(config.hydra.sweep.dir) / "multirun.yaml"], task)
+
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         """A failed job keeps its full traceback in its directory (the sweep's summary and
         `seglab report` point to it); one that finishes drops a stale one. Hydra calls this in
@@ -432,9 +505,41 @@ class RunDirCallback(Callback):
         error = job_return._return_value  # return_value would re-raise it
         # (a trial Optuna's pruner stopped did not fail: seglab's Optuna sweeper says so)
         if isinstance(error, BaseException) and type(error).__name__ != "TrialPruned":
-            path.write_text("".join(traceback.format_exception(error)))
+            path.write_text(mask_text("".join(traceback.format_exception(error))))
         elif path.parent.is_dir():
             path.unlink(missing_ok=True)
+
+
+# the launchers whose jobs run with the sweep's own environment; another one's jobs may get
+# variables of their own (gpu_pool: CUDA_VISIBLE_DEVICES, submitit: SLURM_*), and a job that
+# lacks one fails with its one line
+SAME_ENVIRONMENT = {
+    "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+    "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+}
+
+
+def _check_variables(config: DictConfig) -> None:
+    """One line, before anything reads them, for the environment variables the command's
+    overrides or its config read (`${oc.env:VAR}`, no default) that are not set, in this
+    process or by `hydra.job.env_set`: OmegaConf would stop the run with a traceback where the
+    value is first read."""
+    task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    values = OmegaConf.to_container(config, resolve=False)
+    config_values = {k: v for k, v in values.items() if k != "hydra"}
+    provided = [str(name) for name in (config.hydra.job.get("env_set") or {})]
+    missing = unset_variables(task, config_values, provided)
+    if not missing:
+        return
+    names = list(dict.fromkeys(var for _, var in missing))
+    reads = "; ".join(f"{key} reads ${{oc.env:{var}}}" for key, var in missing)
+    first = names[0]
+    exit_with_error(
+        f"{reads}: environment variable{'s' * (len(names) > 1)} {', '.join(names)} "
+        f"{'are' if len(names) > 1 else 'is'} not set; export {'them' if len(names) > 1 else 'it'}"
+        f" before seglab starts (export {first}=VALUE), or give a default "
+        f"(${{oc.env:{first},VALUE}})"
+    )
 
 
 def _config_error(err: BaseException | None) -> ConfigError | None:

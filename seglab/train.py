@@ -212,25 +212,36 @@ def already_finished(run_dir: Path, checkpoint: Path, max_iters: int) -> float |
 
 def interrupted_line(run_dir: Path, sweeping: bool, argv: Sequence[str]) -> str:
     """What Ctrl-C prints: the command that continues the run (or the sweep)."""
-    program = "python -m seglab" if Path(argv[0]).name == "__main__.py" else Path(argv[0]).name
-    args = mask_overrides(argv[1:])  # a terminal's output ends up in job logs: no secret
-    if sweeping:  # a sweep launched again skips finished jobs and resumes this one
-        command = f"{program} {shlex.join(args)}"
-        return f"seglab: interrupted; the same command continues the sweep: {command}"
     checkpoint, _ = run_dirs.resume_checkpoint(run_dir)
-    given = [a for a in args if a.startswith("resume=")]
-    args = [a for a in args if not a.startswith("resume=")]
-    if checkpoint is None:
+    if checkpoint is None and not sweeping:
+        program, args = _command(argv)
+        args = [a for a in args if not a.startswith("resume=")]
         return (
             f"seglab: interrupted before {run_dir} saved a checkpoint; "
             f"{program} {shlex.join(args)} starts it again"
         )
+    return f"seglab: interrupted; {how_to_continue(run_dir, sweeping, argv)}"
+
+
+def how_to_continue(run_dir: Path, sweeping: bool, argv: Sequence[str]) -> str:
+    """The command that continues a stopped run from its newest checkpoint, or its sweep."""
+    program, args = _command(argv)
+    if sweeping:  # a sweep launched again skips finished jobs and resumes this one
+        if Path(argv[0]).name not in ("__main__.py", "seglab"):  # a launcher's job process
+            return "the sweep's command, run again, continues it"
+        return f"the same command continues the sweep: {program} {shlex.join(args)}"
+    checkpoint, _ = run_dirs.resume_checkpoint(run_dir)
+    given = [a for a in args if a.startswith("resume=")]
+    args = [a for a in args if not a.startswith("resume=")]
     path_given = given and given[-1].split("=", 1)[1].lower() not in ("true", "false")
     args.append(given[-1] if path_given else "resume=true")
-    return (
-        f"seglab: interrupted; {program} {shlex.join(args)} continues {run_dir} "
-        f"from {checkpoint.name}"
-    )
+    name = checkpoint.name if checkpoint is not None else "its last checkpoint"
+    return f"{program} {shlex.join(args)} continues {run_dir} from {name}"
+
+
+def _command(argv: Sequence[str]) -> tuple[str, list[str]]:
+    program = "python -m seglab" if Path(argv[0]).name == "__main__.py" else Path(argv[0]).name
+    return program, mask_overrides(argv[1:])  # a terminal's output ends up in job logs
 
 
 def _miou(metrics: dict) -> float | None:
@@ -298,6 +309,38 @@ def main(cfg: DictConfig) -> float:
         if sweeping:
             raise  # a failed job: the sweeper lists it and goes on
         exit_with_error(err)
+    except OSError as err:  # a full or read-only disk: the file, and how the run goes on
+        import errno
+        import io
+        import traceback
+
+        if sweeping or err.errno not in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+            raise  # in a sweep: a failed job, which the sweeper lists
+        # mmengine writes a checkpoint with open() and write(): the file object names the file
+        files = [
+            value.name
+            for frame, _ in traceback.walk_tb(err.__traceback__)
+            for value in frame.f_locals.values()
+            if isinstance(value, io.IOBase)
+            and isinstance(getattr(value, "name", None), str)
+            and not value.name.startswith("<")  # <stdout>
+        ]
+        where = err.filename or (files[-1] if files else f"a file in {run_dir}")
+        checkpoint, _ = run_dirs.resume_checkpoint(run_dir)
+        once = "it can be written again" if err.errno == errno.EROFS else "there is space"
+        exit_with_error(
+            f"{where}: {run_dirs.os_reason(err)} while training {run_dir}; "
+            + (
+                f"{checkpoint.name}, the run's newest intact checkpoint, is kept: once {once}, "
+                f"{how_to_continue(run_dir, sweeping, sys.argv)}"
+                if checkpoint is not None
+                else f"it has no intact checkpoint: once {once}, the same command starts it again"
+            )
+        )
+    except preemption.Preempted as stop:  # SIGTERM: saved; how to go on, not a traceback
+        if launch_rank() == 0:
+            print(stop.line(how_to_continue(run_dir, sweeping, sys.argv)), file=sys.stderr)
+        raise SystemExit(preemption.EXIT_CODE) from None
     except KeyboardInterrupt:  # Ctrl-C: how to go on, not a traceback
         if launch_rank() == 0:
             print(interrupted_line(run_dir, sweeping, sys.argv), file=sys.stderr, flush=True)

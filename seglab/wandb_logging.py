@@ -8,8 +8,9 @@ visualizer when `logger=wandb`; the exported config stays pure mmseg):
 - logs per-class IoU and accuracy as metrics and as a table with the class names, and a few
   validation predictions as images with their prediction and ground-truth masks;
 - logs the composed Hydra config, the overrides and the project's git commit, no code, no
-  value whose key looks like a secret, and no `${oc.env:...}` value (see seglab/masking.py; the
-  overrides and the command line wandb records are masked the same way);
+  value whose key looks like a secret, no `${oc.env:...}` value, nothing that interpolates one
+  of those and no URL credential (see seglab/masking.py; the overrides, the run's name and the
+  command line wandb records are masked the same way);
 - runs offline into the run directory when there is no API key, and falls back to offline
   when wandb cannot start online, so a missing network never stops training;
 - names the wandb run after the run directory, so a resumed run continues the same wandb run.
@@ -29,7 +30,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS, VISBACKENDS
 from mmengine.visualization.vis_backend import WandbVisBackend, force_init_env
 
-from seglab.masking import looks_secret, mask_overrides, masked_argv
+from seglab.masking import known_secrets, looks_secret, mask_found, mask_overrides, masked_argv
 
 PER_CLASS = re.compile(r"^val/(IoU|Acc)\.(.+)$")
 
@@ -47,12 +48,20 @@ def wandb_mode(requested: str | None = None) -> str:
     return "online" if has_key else "offline"
 
 
-def without_secrets(node: Any) -> Any:
-    """`node` minus every mapping entry whose key looks like a credential."""
+def without_secrets(node: Any, found: dict[str, str] | None = None) -> Any:
+    """`node` minus every mapping entry whose key looks like a credential, and with every
+    secret seglab knows of (masking.known_secrets: the command's) and every URL credential
+    masked in its texts."""
+    if found is None:
+        found = known_secrets()
     if isinstance(node, dict):
-        return {k: without_secrets(v) for k, v in node.items() if not looks_secret(str(k))}
+        return {k: without_secrets(v, found) for k, v in node.items() if not looks_secret(str(k))}
     if isinstance(node, list):
-        return [without_secrets(v) for v in node]
+        return [without_secrets(v, found) for v in node]
+    if isinstance(node, tuple):
+        return tuple(without_secrets(v, found) for v in node)
+    if isinstance(node, str):
+        return mask_found(node, found)
     return node
 
 

@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from seglab.checks import check_before_training
+from seglab.convert import overrides_to_config
+from seglab.errors import ConfigError
+from tests.helpers import data
 from tests.helpers.commands import error_line, last_error_line, run_seglab
 from tests.helpers.data import ade20k_folder
 
@@ -51,6 +55,82 @@ def test_two_class_labels_with_ignored_pixels_are_accepted(tmp_path):
 
     root = ade20k_folder(tmp_path / "data", labels=[0, 1, 255])
     check_before_training(overrides_to_config([*QUICK, f"dataset.data_root={root}"]))
+
+
+THREE_CLASSES = ["dataset.classes=[a,b,c]", "dataset.palette=[[0,0,0],[1,1,1],[2,2,2]]"]
+
+
+def refusal(root: Path, *overrides: str) -> str:
+    """The message of the checks before training on `root`, which must refuse it."""
+    with pytest.raises(ConfigError) as error:
+        check_before_training(
+            overrides_to_config([*QUICK, f"dataset.data_root={root}", *overrides])
+        )
+    assert "\n" not in str(error.value)
+    return str(error.value)
+
+
+def test_masks_saved_as_0_255_with_three_classes_are_refused(tmp_path):
+    root = ade20k_folder(tmp_path / "data", labels=[0, 255])
+    message = refusal(root, *THREE_CLASSES)
+    assert "annotations/training/0.png holds only the values [0, 255]" in message
+    assert "class indices 0..2 (255 only for pixels to ignore)" in message
+
+
+def test_a_0_1_label_among_0_255_masks_does_not_hide_them(tmp_path):
+    root = ade20k_folder(tmp_path / "data", labels=[0, 255], n=4)
+    write_label(files(root, "annotations", "training")[2], [0, 1])
+    message = refusal(root)
+    assert "3 of the 4 labels sampled from train_dataloader.dataset" in message
+    assert "annotations/training/0.png holds [0, 255]" in message and "25%" in message
+    assert "0/1" in message and "Image.open" in message  # how to convert them
+
+
+def test_255_saved_for_a_declared_class_is_refused(tmp_path):
+    # classes 0, 1 and 2, the last saved as 255: a third of the pixels would be ignored
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1, 255], n=4)
+    message = refusal(root, *THREE_CLASSES)
+    assert message.startswith("33% of the label pixels sampled from train_dataloader.dataset")
+    assert "class 2 ('c') of the 3 declared never occurs" in message and "more than 25%" in message
+
+
+def test_few_ignored_pixels_with_a_class_the_sample_lacks_are_accepted(tmp_path):
+    # a tenth of the pixels ignored, as in ADE20K; class c is not in the sample
+    root = ade20k_folder(tmp_path / "data", labels=[0, 0, 0, 0, 0, 1, 1, 1, 1, 255], n=4)
+    check_before_training(
+        overrides_to_config([*QUICK, f"dataset.data_root={root}", *THREE_CLASSES])
+    )
+
+
+def test_16_bit_label_in_the_sample_is_named(capsys, tmp_path):
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1])
+    label = files(root, "annotations", "training")[0]
+    data.write_label(label, [0, 1, 258], dtype=np.uint16)
+    line = error_line([*QUICK, f"dataset.data_root={root}"], capsys)
+    assert f"{label} is a 16-bit label holding the value 258" in line
+    assert "would silently become 2" in line
+
+
+@pytest.mark.parametrize("kind", ["images", "annotations"])
+@pytest.mark.parametrize("sizes", ["set", "found in the folder"])
+def test_decompression_bomb_is_named(capsys, tmp_path, kind, sizes):
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1])
+    bomb = files(root, kind, "training")[0]
+    data.decompression_bomb(bomb)
+    args = [*QUICK, f"dataset.data_root={root}"]
+    if sizes != "set":  # read from the images' headers (seglab/data_layout.py)
+        args = [a for a in args if not a.startswith(("dataset.crop_size", "dataset.scale"))]
+    line = error_line(args, capsys)
+    assert str(bomb) in line and "196000000 pixels" in line and "decompression bomb" in line
+
+
+def test_symbolic_link_loop_in_the_image_folder_is_named(capsys, tmp_path):
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1])
+    loop = root / "images" / "training" / "again"
+    loop.symlink_to(".")  # the folder itself
+    line = error_line([*QUICK, f"dataset.data_root={root}"], capsys)
+    assert f"train_dataloader.dataset: {loop} is a symbolic link to '.'" in line
+    assert "remove the link" in line
 
 
 def test_bad_label_in_the_last_validation_file_is_named(capsys, tmp_path):

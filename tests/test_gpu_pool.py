@@ -61,8 +61,9 @@ def test_sweep_on_a_fake_pool_of_two_gpus(capfd):
         "train_cfg.val_interval=2",
         "hydra/launcher=gpu_pool",
         "hydra.launcher.devices=[0,1]",
-        # recorded in each job's exported config: the GPU its process was given
-        "+visible_gpu=${oc.env:CUDA_VISIBLE_DEVICES}",
+        # recorded in each job's exported config (under a key mmengine reads, since keys no
+        # mmseg class reads are not exported): the GPU its process was given
+        "+env_cfg.visible_gpu=${oc.env:CUDA_VISIBLE_DEVICES}",
         "optim_wrapper.optimizer.lr=0.004,0.002,0.001",
     ]
     code, summary = sweep(args)

@@ -126,8 +126,9 @@ def test_the_slurm_preset_runs_through_submitits_local_executor(monkeypatch):
             *QUICK,
             "hydra/launcher=slurm_local",
             "hydra.launcher.timeout_min=20",
-            # recorded in each job's exported config: the timeout its job was given
-            "+job_timeout_s=${oc.env:SUBMITIT_LOCAL_TIMEOUT_S}",
+            # recorded in each job's exported config (under a key mmengine reads, since keys
+            # no mmseg class reads are not exported): the timeout its job was given
+            "+env_cfg.job_timeout_s=${oc.env:SUBMITIT_LOCAL_TIMEOUT_S}",
             LRS,
         ]
     )

@@ -1,7 +1,8 @@
 """The start and the end every seglab sweep shares, whatever sweeper picks its jobs.
 
 At the start: the launchers' loggers mask secrets, the sweep directory is created and the
-composed config saved in it as multirun.yaml (as Hydra's basic sweeper does). At the end: every
+composed config saved in it as multirun.yaml (as Hydra's basic sweeper does; one that cannot be
+written, a read-only or full `outputs/`, ends the command in one line). At the end: every
 job is listed with its overrides, its status and its mIoU or the last line of its error and the
 file holding its full traceback (written in its own directory by RunDirCallback); the list is
 printed and written to SWEEP_DIR/summary.json, and the command exits 1 if a job failed.
@@ -22,8 +23,15 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 
-from seglab.masking import mask_launcher_logs, mask_overrides
-from seglab.run_dirs import TRACEBACK_FILE
+from seglab.errors import exit_with_error
+from seglab.masking import (
+    mask_hydra_files,
+    mask_launcher_logs,
+    mask_overrides,
+    mask_text,
+    remember_secrets,
+)
+from seglab.run_dirs import TRACEBACK_FILE, os_reason
 
 SUMMARY_FILE = "summary.json"
 
@@ -31,9 +39,22 @@ SUMMARY_FILE = "summary.json"
 def start_sweep(config: DictConfig) -> Path:
     """The sweep directory, created, with multirun.yaml in it."""
     mask_launcher_logs()
+    # the sweep's secrets (each value of a swept secret) are masked in every line it writes
+    task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    remember_secrets(task)
     sweep_dir = Path(config.hydra.sweep.dir)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(config, sweep_dir / "multirun.yaml")
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, sweep_dir / "multirun.yaml")
+        mask_hydra_files([sweep_dir / "multirun.yaml"], task)  # masked before any job starts
+    except OSError as err:  # a read-only or full `outputs/`: one line before any job starts
+        # (Hydra reports an exception from a sweeper as a traceback: the line is printed here)
+        where = f" at {err.filename}" if err.filename else ""
+        exit_with_error(
+            f"sweep directory {sweep_dir}: cannot be made or written ({os_reason(err)}{where}); "
+            "make it writable (free space on a full disk), or start seglab in another "
+            "directory (sweeps go to ./outputs/sweeps)"
+        )
     return sweep_dir
 
 
@@ -49,12 +70,24 @@ def job_record(result: JobReturn) -> dict[str, Any]:
     else:
         error = result._return_value  # return_value would re-raise it
         lines = str(error).strip().splitlines() or [""]
-        record.update(status="failed", error=f"{type(error).__name__}: {lines[-1]}")
+        # an error names values as they resolved: the job's secrets are masked
+        line = mask_text(f"{type(error).__name__}: {lines[-1]}", result.overrides or ())
+        record.update(status="failed", error=line)
         # the full traceback, which RunDirCallback wrote in the job's own process
         written = Path(record["run_dir"]) / TRACEBACK_FILE if record["run_dir"] else None
         if written is not None and written.is_file():
+            _mask_file(written, result.overrides or ())
             record["traceback"] = str(written)
     return record
+
+
+def _mask_file(path: Path, overrides: Sequence[str]) -> None:
+    """`path` with the secrets of the job (and of the sweep's command line) masked, in case the
+    job's process knew fewer of them than this one (RunDirCallback masks as it writes)."""
+    text = path.read_text()
+    masked = mask_text(text, overrides)
+    if masked != text:
+        path.write_text(masked)
 
 
 def failed(jobs: Sequence[dict[str, Any]]) -> bool:

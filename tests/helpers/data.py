@@ -76,3 +76,32 @@ def write_pair(
     label_path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(image_path)
     Image.fromarray(label).save(label_path)
+
+
+def write_label(
+    path: Path, values: Sequence[int], size: int | tuple[int, int] = 32, dtype: type = np.uint8
+) -> None:
+    """A one-channel label map cycling through `values`, stored as `dtype` (np.uint16: a 16-bit
+    PNG, whose values mmseg reads as 8 bits)."""
+    height, width = (size, size) if isinstance(size, int) else size
+    Image.fromarray(np.resize(np.array(values, dtype), (height, width))).save(path)
+
+
+def decompression_bomb(path: Path, width: int = 14_000, height: int = 14_000) -> None:
+    """A valid black 1-bit PNG of `width` x `height` pixels (196 million by default, over
+    Pillow's limit of about 179 million) in a file of a few kilobytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    row = bytes(1 + (width + 7) // 8)  # filter byte 0, then the row's packed bits
+    packer = zlib.compressobj(9)
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
