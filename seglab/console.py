@@ -96,7 +96,7 @@ def is_console(handler: logging.Handler) -> bool:
 
 class SeglabRunner(Runner):
     """mmengine's Runner whose logger shows the dumps on its file handler only, and whose data
-    loader workers leave a scheduler's SIGTERM to the training process.
+    loader workers leave a scheduler's SIGTERM and a terminal's Ctrl-C to the training process.
 
     The Runner logs the dumps in its constructor, right after `build_logger`: the filter goes on
     there, before any of them.
@@ -105,10 +105,10 @@ class SeglabRunner(Runner):
     @staticmethod
     def build_dataloader(dataloader, seed: int | None = None, diff_rank_seed: bool = False):
         """mmengine's data loader, whose worker processes ignore SIGTERM (preemption.py)."""
-        from seglab.preemption import workers_ignore_sigterm
+        from seglab.preemption import workers_ignore_stop_signals
 
         loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
-        return workers_ignore_sigterm(loader)
+        return workers_ignore_stop_signals(loader)
 
     def resume(self, filename: str, *args, **kwargs) -> None:
         """mmengine's resume; a checkpoint that does not hold what it reads (a crafted or

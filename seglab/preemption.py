@@ -1,18 +1,20 @@
-"""Preemption: on SIGTERM a run saves a checkpoint and exits with 143; relaunched, it resumes.
+"""Stopping without losing work: on SIGTERM or a first Ctrl-C a run saves a checkpoint and exits
+(143 for SIGTERM, 130 for Ctrl-C); relaunched, it resumes from there.
 
 SLURM, systemd and `scancel` preempt or end a job by sending SIGTERM to every process of it, and
-kill it a little later. Three processes' handlers make that a clean stop:
+kill it a little later; a terminal sends Ctrl-C (SIGINT) to every process in its foreground.
+Three processes' handlers make that a clean stop:
 
 - the training process (PreemptionHook): the handler only raises a flag; at the end of the
   iteration in flight, or of the validation batch in flight (a long validation is not waited
-  out), the run saves a checkpoint and stops;
-- its data loader workers (`workers_ignore_sigterm`, applied by seglab's Runner): they ignore
-  the group's SIGTERM and go on serving batches (torch's own handler would let them die, and
+  out), the run saves a checkpoint and stops. A second Ctrl-C stops at once, as before;
+- its data loader workers (`workers_ignore_stop_signals`, applied by seglab's Runner): they
+  ignore both signals and go on serving batches (torch's own handlers would let them die, and
   the training process would fail on its next batch, before anything is saved);
 - a sweep's main process (SweepSigtermCallback): when its jobs run in processes of their own
-  (joblib's `cpu_parallel`, the GPU pool), it passes the signal on to them, waits until every
-  job has saved and released its run directory, and exits 143; without it, a SIGTERM to the
-  main process alone would leave the jobs training to their end, orphaned.
+  (joblib's `cpu_parallel`, the GPU pool), it passes the signal on to them (as SIGTERM), waits
+  until every job has saved and released its run directory, and exits; without it, a SIGTERM
+  to the main process alone would leave the jobs training to their end, orphaned.
 """
 
 from __future__ import annotations
@@ -35,40 +37,62 @@ from mmengine.runner import BaseLoop
 from omegaconf import DictConfig
 
 EXIT_CODE = 128 + signal.SIGTERM  # what a shell reports for a process ended by SIGTERM
+INTERRUPTED = 128 + signal.SIGINT  # ... and by Ctrl-C (SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 JOBS_GRACE_S = 600  # how long a sweep's main process waits for its jobs to save
 
 
-class Preempted(SystemExit):
-    """Ends the process (a sweep too) once the checkpoint is written; relaunched, it resumes."""
+def signal_name(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
 
-    def __init__(self, checkpoint: str, iteration: int, during: str) -> None:
-        super().__init__(EXIT_CODE)
+
+class Preempted(SystemExit):
+    """Ends the process (a sweep too) once the checkpoint is written; relaunched, it resumes.
+    Its exit code is the shell's for the signal: 143 for SIGTERM, 130 for Ctrl-C."""
+
+    def __init__(
+        self, checkpoint: str, iteration: int, during: str, signum: int = signal.SIGTERM
+    ) -> None:
+        super().__init__(128 + signum)
         self.checkpoint, self.iteration, self.during = checkpoint, iteration, during
+        self.signum = signum
 
     def line(self, continuation: str) -> str:
         return (
-            f"seglab: SIGTERM: saved {self.checkpoint} at iteration {self.iteration} and "
-            f"stopped during {self.during}; {continuation}"
+            f"seglab: {signal_name(self.signum)}: saved {self.checkpoint} at iteration "
+            f"{self.iteration} and stopped during {self.during}; {continuation}"
         )
 
 
 @HOOKS.register_module()
 class PreemptionHook(Hook):
+    """SIGTERM or a first Ctrl-C: save at the end of the iteration (or validation batch) in
+    flight and stop; a second Ctrl-C stops at once, as Ctrl-C always did."""
+
     # after mmengine's CheckpointHook, which may already have saved this iteration
     priority = "LOWEST"
 
     def __init__(self) -> None:
-        global _previous_handler
-        self._signalled = False
-        try:  # when the Runner is built: a signal while its loaders start is not lost
-            previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-        except ValueError:  # not the main thread: leave the signal as it is
-            return
-        if _previous_handler is None:
-            _previous_handler = previous
+        self._signal = 0  # the first stop signal received
+        for signum in STOP_SIGNALS:
+            try:  # when the Runner is built: a signal while its loaders start is not lost
+                previous = signal.signal(signum, self._on_signal)
+            except ValueError:  # not the main thread: leave the signals as they are
+                return
+            _previous_handlers.setdefault(signum, previous)
 
-    def _on_sigterm(self, signum, frame) -> None:
-        self._signalled = True  # in a data loader worker, this copy's flag: it is never read
+    def _on_signal(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self._signal == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C: at once, from the last checkpoint
+        if not self._signal:
+            self._signal = signum
+            if signum == signal.SIGINT:
+                print(
+                    "\nseglab: Ctrl-C: saving a checkpoint at the end of this iteration "
+                    "(Ctrl-C again stops at once)",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self._any_rank_signalled():
@@ -88,72 +112,79 @@ class PreemptionHook(Hook):
             runner.save_checkpoint(str(runner.work_dir), checkpoint.name, by_epoch=False)
             if is_main_process():
                 (Path(runner.work_dir) / "last_checkpoint").write_text(str(checkpoint))
-        stop = Preempted(checkpoint.name, iteration, during)
+        stop = Preempted(checkpoint.name, iteration, during, self._stop_signal)
         runner.logger.warning(stop.line("the same command continues it"))
         raise stop
 
     def _any_rank_signalled(self) -> bool:
         """Every rank stops at the same iteration, whichever received the signal."""
         if get_world_size() == 1:
-            return self._signalled
-        flag = torch.tensor([int(self._signalled)])
-        all_reduce(flag, op="max")
-        return bool(flag.item())
+            self._stop_signal = self._signal
+        else:
+            flag = torch.tensor([self._signal])
+            all_reduce(flag, op="max")
+            self._stop_signal = int(flag.item())
+        return bool(self._stop_signal)
 
 
-def workers_ignore_sigterm(loader):
-    """`loader` (a torch DataLoader) with worker processes that ignore SIGTERM.
+def workers_ignore_stop_signals(loader):
+    """`loader` (a torch DataLoader) with worker processes that ignore SIGTERM and SIGINT.
 
     torch's workers install a C handler that exits quietly on a SIGTERM from their parent and
-    dies of any other: the group's signal from a scheduler kills them, and the training
-    process then fails on its next batch before it can save. Ignoring it, a worker serves
-    batches until the training process ends it as usual (or, if that process dies, notices
-    within seconds and exits)."""
+    dies of any other, and end on Ctrl-C: the group's signal from a scheduler or a terminal
+    ends them, and the training process then fails on its next batch before it can save.
+    Ignoring both, a worker serves batches until the training process ends it as usual (or,
+    if that process dies, notices within seconds and exits)."""
     from torch.utils.data import DataLoader
 
     if isinstance(loader, DataLoader) and loader.num_workers > 0:
-        loader.worker_init_fn = functools.partial(_ignore_sigterm_then, loader.worker_init_fn)
+        loader.worker_init_fn = functools.partial(_ignore_stop_signals_then, loader.worker_init_fn)
     return loader
 
 
-def _ignore_sigterm_then(init, worker_id: int) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # after torch set its own, before any batch
+def _ignore_stop_signals_then(init, worker_id: int) -> None:
+    ignore_stop_signals()  # after torch set its own handlers, before any batch
     if init is not None:
         init(worker_id)
 
 
-_previous_handler = None  # SIGTERM's handler before the first run of this process
+_previous_handlers: dict[int, Any] = {}  # each stop signal's handler before the first run
 
 
-def restore_sigterm() -> None:
-    """SIGTERM as it was before training (called when a run ends, normally or not: mmengine
-    calls no hook when training raises)."""
-    global _previous_handler
-    if _previous_handler is not None:
-        signal.signal(signal.SIGTERM, _previous_handler)
-        _previous_handler = None
+def restore_stop_signals() -> None:
+    """SIGTERM and SIGINT as they were before training (called when a run ends, normally or
+    not: mmengine calls no hook when training raises)."""
+    while _previous_handlers:
+        signum, handler = _previous_handlers.popitem()
+        signal.signal(signum, handler)
 
 
 class SweepSigtermCallback(Callback):
-    """A sweep's main process: SIGTERM is passed on to the processes its jobs run in, and the
-    sweep ends once each has saved and released its run directory (see the module's text).
+    """A sweep's main process: SIGTERM (or Ctrl-C) is passed on, as SIGTERM, to the processes
+    its jobs run in, and the sweep ends once each has saved and released its run directory
+    (see the module's text); a second Ctrl-C ends it at once.
 
-    joblib's worker processes ignore SIGTERM outside a job (an initializer of the loky backend
-    this callback configures): a worker that died of the group's signal while idle would make
-    loky end the whole pool, busy workers too, before they save."""
+    joblib's worker processes ignore both signals outside a job (an initializer of the loky
+    backend this callback configures): a worker that died of the group's signal while idle
+    would make loky end the whole pool, busy workers too, before they save."""
 
     def __init__(self) -> None:
         self._joblib_config = None
-        self._previous = None
+        self._previous: dict[int, Any] = {}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not children_run_jobs(config):
             return
         sweep_dir = Path(config.hydra.sweep.dir)
         command = continue_sweep_command(sys.argv)
+        stopping: list[int] = []
 
-        def on_sigterm(signum, frame) -> None:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the group's signal comes twice
+        def on_signal(signum, frame) -> None:
+            if stopping:  # the group's signal comes twice; a second Ctrl-C: at once
+                if signum == signal.SIGINT and stopping[0] == signal.SIGINT:
+                    os._exit(INTERRUPTED)
+                return
+            stopping.append(signum)
             for pid in _descendants():
                 _signal(pid)
             deadline = time.monotonic() + JOBS_GRACE_S
@@ -162,33 +193,37 @@ class SweepSigtermCallback(Callback):
             for pid in _descendants():  # idle workers wait for work that will not come
                 _signal(pid, signal.SIGKILL)
             print(
-                "seglab: SIGTERM: the sweep's jobs saved their checkpoints and stopped; "
-                f"the same command continues the sweep: {command}",
+                f"seglab: {signal_name(signum)}: the sweep's jobs saved their checkpoints and "
+                f"stopped; the same command continues the sweep: {command}",
                 file=sys.stderr,
                 flush=True,
             )
-            os._exit(EXIT_CODE)  # not SystemExit: joblib would end its workers first
+            os._exit(128 + signum)  # not SystemExit: joblib would end its workers first
 
-        self._previous = signal.signal(signal.SIGTERM, on_sigterm)
+        for signum in STOP_SIGNALS:
+            self._previous[signum] = signal.signal(signum, on_signal)
         if "joblib" in str(config.hydra.launcher.get("_target_", "")):
             from joblib import parallel_config
             from joblib._parallel_backends import LokyBackend
 
             # the launcher's Parallel names no backend (`backend: null`): it takes this one
-            self._joblib_config = parallel_config(backend=LokyBackend(initializer=ignore_sigterm))
+            self._joblib_config = parallel_config(
+                backend=LokyBackend(initializer=ignore_stop_signals)
+            )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self._joblib_config is not None:
             self._joblib_config.unregister()
             self._joblib_config = None
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+        while self._previous:
+            signal.signal(*self._previous.popitem())
 
 
-def ignore_sigterm() -> None:
-    """A job process between jobs: the group's SIGTERM is its main process's to handle."""
+def ignore_stop_signals() -> None:
+    """A job's process between jobs, or a data loader worker: SIGTERM and Ctrl-C are for the
+    process that can save (the training process, the sweep's main process)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def children_run_jobs(config: DictConfig) -> bool:

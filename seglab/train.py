@@ -175,7 +175,7 @@ def train(
         if runner is not None:  # also after a failure: mmengine calls no after_run hook then
             stop_loader_workers(runner)
         release_singletons(mm_cfg)
-        preemption.restore_sigterm()
+        preemption.restore_stop_signals()
     metrics = json.loads((run_dir / hooks.METRICS_FILE).read_text())
     if launch_rank() == 0:
         print(
@@ -337,10 +337,10 @@ def main(cfg: DictConfig) -> float:
                 else f"it has no intact checkpoint: once {once}, the same command starts it again"
             )
         )
-    except preemption.Preempted as stop:  # SIGTERM: saved; how to go on, not a traceback
+    except preemption.Preempted as stop:  # SIGTERM, Ctrl-C: saved; how to go on
         if launch_rank() == 0:
             print(stop.line(how_to_continue(run_dir, sweeping, sys.argv)), file=sys.stderr)
-        raise SystemExit(preemption.EXIT_CODE) from None
+        raise SystemExit(stop.code) from None
     except KeyboardInterrupt:  # Ctrl-C: how to go on, not a traceback
         if launch_rank() == 0:
             print(interrupted_line(run_dir, sweeping, sys.argv), file=sys.stderr, flush=True)

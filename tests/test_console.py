@@ -12,6 +12,7 @@ import pytest
 
 from seglab.cli import main
 from tests.helpers.commands import SMALL_SYNTHETIC, TRAINED_RUN, run_seglab, seglab_process
+from tests.helpers.signals import seglab_in_own_group
 
 ITERATION = re.compile(r"Iter\(train\) \[\s*(\d+)/")
 # what mmengine and mmseg print on every run, which the run's log keeps
@@ -51,18 +52,19 @@ def test_a_short_run_prints_its_loss_and_leaves_the_dumps_to_its_log():
 
 @pytest.mark.train
 @pytest.mark.processes
-def test_ctrl_c_prints_the_command_that_resumes_not_a_traceback():
+def test_ctrl_c_saves_where_it_stopped_and_prints_the_command_that_resumes():
+    """No checkpoint is due for 1000 iterations: Ctrl-C saves the iteration in flight."""
     args = [
         "experiment=demo",
         *SMALL_SYNTHETIC,
         "train_cfg.max_iters=1000",
         "train_cfg.val_interval=1000",
-        "default_hooks.checkpoint.interval=2",
+        "default_hooks.checkpoint.interval=1000",
         "default_hooks.logger.interval=1",
     ]
     process = seglab_process(args)
     try:
-        for line in process.stdout:  # a checkpoint at 2 exists once iteration 3 is logged
+        for line in process.stdout:
             match = ITERATION.search(line)
             if match and int(match.group(1)) >= 3:
                 break
@@ -73,9 +75,36 @@ def test_ctrl_c_prints_the_command_that_resumes_not_a_traceback():
     assert process.returncode == 130, err[-3000:]
     (run_dir,) = Path("outputs/runs").iterdir()
     checkpoint = Path((run_dir / "last_checkpoint").read_text().strip()).name
+    iteration = int(checkpoint.removeprefix("iter_").removesuffix(".pth"))
+    assert iteration >= 3
     command = f"python -m seglab {shlex.join(args)} resume=true"
-    expected = f"seglab: interrupted; {command} continues {run_dir.resolve()} from {checkpoint}"
-    assert [line for line in err.splitlines() if line.strip()] == [expected]
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "seglab: Ctrl-C: saving a checkpoint at the end of this iteration "
+        "(Ctrl-C again stops at once)",
+        f"seglab: Ctrl-C: saved {checkpoint} at iteration {iteration} and stopped during "
+        f"training; {command} continues {run_dir.resolve()} from {checkpoint}",
+    ]
+
+
+@pytest.mark.train
+@pytest.mark.processes
+def test_a_second_ctrl_c_stops_at_once():
+    """Two Ctrl-C in one iteration (SIGINT sent by a hook, so the timing is exact): the run
+    stops without saving, and says where it can go on from."""
+    args = [
+        "experiment=demo",
+        *SMALL_SYNTHETIC,
+        "train_cfg.max_iters=1000",
+        "default_hooks.checkpoint.interval=2",
+        "+custom_hooks=[{type:CtrlCHook,at:4,times:2}]",
+    ]
+    result = seglab_in_own_group(args)
+    assert result.returncode == 130, result.stderr[-3000:]
+    (run_dir,) = Path("outputs/runs").iterdir()
+    assert sorted(p.name for p in run_dir.glob("*.pth")) == ["iter_2.pth"]  # nothing saved
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("seglab: interrupted; ") and last.endswith("from iter_2.pth")
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.train

@@ -52,6 +52,20 @@ class SignalGroupHook(Hook):
             )
 
 
+@HOOKS.register_module()
+class CtrlCHook(Hook):
+    """Ctrl-C `times` times (SIGINT to the training process itself, each handled before the
+    next is sent) before training iteration `at`."""
+
+    def __init__(self, at: int = 3, times: int = 1) -> None:
+        self.at, self.times = at, times
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if runner.iter + 1 == self.at:
+            for _ in range(self.times):
+                os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler right after
+
+
 def seglab_in_own_group(args: list[str]) -> subprocess.CompletedProcess:
     """`seglab ARGS` in a process group of its own (it, its data loader workers and any job
     processes), with SignalGroupHook importable, run to its end."""
