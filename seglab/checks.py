@@ -19,6 +19,7 @@ from seglab.checkpoint_loading import URL_PREFIXES, hub_cache_file, weights_url
 from seglab.crop_memory import check_crop_memory
 from seglab.data_checks import check_data_files, dataset_classes, leaf_datasets
 from seglab.errors import ConfigError
+from seglab.pretrained import turn_off_hint
 from seglab.requirements import AMP_DEVICES, check_requirements
 
 URL_SCHEMES = ("http://", "https://", "open-mmlab://", "openmmlab://", "mmcls://", "torchvision://")
@@ -355,8 +356,8 @@ def check_weights_reachable(cfg: Config, network_timeout: float = 3.0) -> None:
         if not source.startswith(URL_SCHEMES):
             if not os.path.isfile(os.path.expanduser(source)):
                 raise ConfigError(
-                    f"{key}={source!r} is not a file; expected a local weights file, "
-                    f"a URL, or {key}=null to train from scratch"
+                    f"{key}={source!r} is not a file; expected a local weights file or a "
+                    f"URL, or train from scratch: {turn_off_hint(key)}"
                 )
             continue
         url = resolve_weights_url(source)
@@ -372,7 +373,7 @@ def check_weights_reachable(cfg: Config, network_timeout: float = 3.0) -> None:
                 f"{key}={source!r} cannot be downloaded ({host}: {err.strerror or err}); "
                 f"point it at a local file ({key}=/path/to/"
                 f"{os.path.basename(parts.path) or 'weights.pth'}) "
-                f"or turn it off ({key}=null)"
+                f"or turn it off: {turn_off_hint(key)}"
             ) from None
 
 

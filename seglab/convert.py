@@ -17,7 +17,7 @@ from mmengine.config import Config
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from seglab import resolvers, speed  # noqa: F401  (resolvers: registers the YAML's resolvers)
+from seglab import pretrained, resolvers, speed  # noqa: F401  (resolvers: registers the YAML's resolvers)
 from seglab.errors import ConfigError
 
 # Keys of the composed config that are seglab's, not mmengine's.
@@ -93,6 +93,7 @@ def to_mm_config(cfg: DictConfig, reference: DictConfig | None = None) -> Config
             raise ConfigError(_message(_where_set(mismatches, cfg)))
     # precision and loader.* in mmseg's own form; channels_last and compile come later
     speed.to_mmseg_form(resolved)
+    pretrained.apply_switch(resolved)  # pretrained=false: the model without its weights files
     for key in SEGLAB_KEYS:
         resolved.pop(key, None)
     if reference is not None:

@@ -19,6 +19,7 @@ from typing import Any
 from mmengine.config import Config
 
 from seglab.errors import ConfigError
+from seglab.pretrained import turn_off_hint
 
 ZOO = "pip install -e '.[zoo]' (make install does it)"
 # PyPI's torchvision 0.28.0 (the release for torch 2.13.0) is a CUDA build: beside the CPU torch
@@ -181,7 +182,7 @@ def requirements(
     # mmengine loads torchvision:// weights through torchvision's model zoo
     for key, source in _strings("model", cfg.get("model", {})):
         if source.startswith("torchvision://"):
-            how = f"{TORCHVISION}; or train from scratch with {key}=null"
+            how = f"{TORCHVISION}; or train from scratch: {turn_off_hint(key)}"
             need("torchvision", f"{key}={source!r}", how)
     imports = cfg.get("custom_imports") or {}
     if not imports.get("allow_failed_imports", False):
