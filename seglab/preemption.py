@@ -109,7 +109,10 @@ class PreemptionHook(Hook):
         iteration = runner.iter + 1 if during == "training" else runner.iter
         checkpoint = Path(runner.work_dir) / f"iter_{iteration}.pth"
         if not checkpoint.is_file():
-            runner.save_checkpoint(str(runner.work_dir), checkpoint.name, by_epoch=False)
+            # the iterations done, as mmengine's CheckpointHook records them (its default,
+            # runner.iter + 1, counts one more during validation, where runner.iter has moved)
+            meta = dict(epoch=runner.epoch, iter=iteration)
+            runner.save_checkpoint(str(runner.work_dir), checkpoint.name, meta=meta, by_epoch=False)
             if is_main_process():
                 (Path(runner.work_dir) / "last_checkpoint").write_text(str(checkpoint))
         stop = Preempted(checkpoint.name, iteration, during, self._stop_signal)

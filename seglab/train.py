@@ -30,6 +30,7 @@ from seglab.errors import ConfigError, exit_with_error
 from seglab.hparam_search import current_trial
 from seglab.masking import mask_env_values, mask_overrides, task_overrides
 from seglab.metrics import with_per_class_metrics
+from seglab.schedule_fit import fit_milestones
 from seglab.synthetic_data import ensure_synthetic_dataset
 from seglab.wandb_logging import wandb_additions
 
@@ -53,6 +54,9 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
     )
     mm_cfg.work_dir = str(run_dir)
     lowered = fit_log_interval(mm_cfg, overrides or [])  # before the export: mmseg logs alike
+    fitted = fit_schedule(mm_cfg, overrides or [], choices)
+    if fitted and launch_rank() == 0:
+        print(f"seglab: a run shorter than its schedule's milestones: set {fitted}", flush=True)
     if launch_rank() == 0:  # in a multi-process run, one process writes the run directory
         write_config(
             mm_cfg,
@@ -61,7 +65,7 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
                 "Written by seglab; plain mmseg runs it as it is:\n"
                 f"  python tools/train.py {run_dir / EXPORTED_CONFIG}\n"
                 f"seglab overrides: {' '.join(masked or []) or '(none)'}"
-                + (f"\nseglab set {lowered}" if lowered else "")
+                + "".join(f"\nseglab set {change}" for change in (lowered, fitted) if change)
             ),
         )
     # seglab's additions to the Runner; the exported file stays pure mmseg
@@ -114,6 +118,18 @@ def fit_log_interval(mm_cfg: Config, overrides: Sequence[str]) -> str | None:
         return None
     logger.interval = fitted
     return f"default_hooks.logger.interval={fitted} (was {interval}; max_iters={max_iters})"
+
+
+def fit_schedule(
+    mm_cfg: Config, overrides: Sequence[str], choices: Mapping[str, str | None]
+) -> str | None:
+    """Milestones fitted into a run whose `max_iters` the command line shortened
+    (seglab/schedule_fit.py), against the same group options without value overrides."""
+    if not any("max_iters" in o.split("=", 1)[0] for o in overrides):
+        return None
+    from seglab.compose import compose_reference
+
+    return fit_milestones(mm_cfg, to_container(compose_reference(choices)))
 
 
 def build_runner(mm_cfg: Config) -> Runner:

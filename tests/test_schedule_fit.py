@@ -1,0 +1,84 @@
+"""A run shorter than its schedule's milestones (a first try of a zoo model with
+`train_cfg.max_iters=40`) gets them scaled into the run, and mmengine builds its schedule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from mmengine.optim.scheduler import _ParamScheduler
+from mmengine.registry import PARAM_SCHEDULERS
+
+from seglab.compose import compose
+from seglab.convert import overrides_to_config, to_container
+from seglab.schedule_fit import fit_milestones
+from tests.helpers.commands import ZOO_SHORT_RUN, train
+
+SEGFORMER = "experiment=segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512"  # warmup 1500
+BISENET = "experiment=bisenetv1/bisenetv1_r18-d32_4xb4-160k_cityscapes-1024x1024"  # 1000
+KNET = "experiment=knet/knet-s3_r50-d8_upernet_8xb2-adamw-80k_ade20k-512x512"  # MultiStepLR
+
+
+def fitted(experiment: str, *overrides: str):
+    mm = overrides_to_config([experiment, *overrides])
+    return mm, fit_milestones(mm, to_container(compose([experiment])))
+
+
+def build_schedule(mm) -> list[_ParamScheduler]:
+    """mmengine's schedulers of `mm`, as the Runner builds them (it refuses end <= begin)."""
+    import mmengine.optim  # noqa: F401  (registers the schedulers)
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    schedulers = mm.param_scheduler
+    schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
+    return [PARAM_SCHEDULERS.build({**s, "optimizer": optimizer}) for s in schedulers]
+
+
+def test_a_short_run_fits_the_warmup_and_builds():
+    mm, change = fitted(SEGFORMER, "train_cfg.max_iters=40")
+    assert change == (
+        "param_scheduler.0.end=1, param_scheduler.1.begin=1 "
+        "(milestones scaled by max_iters=40/160000, upstream's)"
+    )
+    linear, poly = build_schedule(mm)
+    assert (linear.begin, linear.end, poly.begin, poly.end) == (0, 1, 1, 40)
+
+
+def test_a_run_long_enough_keeps_every_milestone():
+    mm, change = fitted(SEGFORMER, "train_cfg.max_iters=8000")
+    assert change is None and mm.param_scheduler[0].end == 1500
+
+
+@pytest.mark.parametrize(
+    "experiment, max_iters, expected",
+    [
+        (SEGFORMER, 400, [(0, 4), (4, 400)]),  # 1% of the run, as upstream's 1500 of 160000
+        (BISENET, 2, [(0, 1), (1, 2)]),
+        (KNET, 40, [(0, 1), (1, 40)]),
+    ],
+)
+def test_every_scheduler_builds_inside_the_run(experiment, max_iters, expected):
+    mm, change = fitted(experiment, f"train_cfg.max_iters={max_iters}")
+    assert change is not None
+    schedulers = build_schedule(mm)
+    assert [(s.begin, s.end) for s in schedulers] == expected
+    if experiment == KNET:  # its step milestones of 60000 and 72000 in 80000: 30 and 36
+        assert list(schedulers[1].milestones) == [30, 36]
+
+
+def test_a_milestone_the_command_line_sets_is_kept():
+    mm, change = fitted(SEGFORMER, "train_cfg.max_iters=40", "param_scheduler.0.end=10")
+    assert mm.param_scheduler[0].end == 10 and "param_scheduler.0.end" not in change
+    assert mm.param_scheduler[1].begin == 1
+
+
+@pytest.mark.train
+def test_a_zoo_model_with_a_warmup_trains_a_short_run(capsys):
+    """SegFormer's 1500-iteration warmup in a 2-iteration run: said in one line, trained, and
+    written into the run's config.py (what ran)."""
+    run_dir = train([SEGFORMER, *ZOO_SHORT_RUN, "pretrained=false"])
+    out = capsys.readouterr().out
+    said = "seglab: a run shorter than its schedule's milestones: set param_scheduler.0.end=1"
+    assert said in out
+    exported = (run_dir / "config.py").read_text()
+    assert "seglab set param_scheduler.0.end=1, param_scheduler.1.begin=1" in exported
+    assert (run_dir / "metrics.json").is_file()
