@@ -191,6 +191,41 @@ COMMANDS = {
 }
 
 
+# words users type for a command seglab names otherwise
+COMMAND_SYNONYMS = {
+    "predict": "infer",
+    "inference": "infer",
+    "segment": "infer",
+    "eval": "test",
+    "evaluate": "test",
+    "fit": "train",
+    "ls": "list",
+    "search": "list",
+}
+
+
+def unknown_command(word: str, rest: Sequence[str]) -> ConfigError | None:
+    """A first word that is no command, no flag and no override (`seglab lst segformer`): one
+    line with the command meant, else None (the words go to Hydra as overrides)."""
+    import difflib
+
+    if word.startswith(("-", "~", "+")) or "=" in word:
+        return None
+    meant = COMMAND_SYNONYMS.get(word.lower()) or next(
+        iter(difflib.get_close_matches(word.lower(), [*COMMANDS, "help"], n=1, cutoff=0.6)), None
+    )
+    commands = ", ".join(COMMANDS)
+    if meant is None:
+        return ConfigError(
+            f"{word}: no command {word!r}; expected one of {commands}, or KEY=VALUE overrides "
+            "to train (seglab --help)"
+        )
+    return ConfigError(
+        f"{word}: no command {word!r}; did you mean `seglab {' '.join([meant, *rest])}`? "
+        f"(commands: {commands})"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     # every line this command prints masks its secrets, also where it is called in a process
@@ -200,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         topic = args[1] if len(args) > 1 and args[1] in COMMANDS else None
         print(command_help(topic) if topic else f"{USAGE}\n\n{groups_help()}")
         return
+    if args and args[0] not in COMMANDS:
+        unknown = unknown_command(args[0], args[1:])
+        if unknown is not None:
+            exit_with_error(unknown)
     name = args.pop(0) if args and args[0] in COMMANDS else "train"
     if any(a in HELP_FLAGS for a in args):
         print(command_help(name))

@@ -50,3 +50,31 @@ def test_help_with_a_command_is_that_commands_usage(capsys):
     main(["help", "infer"])
     out = capsys.readouterr().out
     assert out.startswith("usage: seglab infer") and "_labels.png" in out
+
+
+@pytest.mark.parametrize(
+    "typed, meant",
+    [
+        (["lst", "segformer"], "seglab list segformer"),
+        (["ls", "segformer"], "seglab list segformer"),
+        (["predict", "checkpoint=x.pth", "image=y", "out=z"], "seglab infer checkpoint=x.pth"),
+        (["evaluate", "run_dir=r"], "seglab test run_dir=r"),
+    ],
+)
+def test_a_mistyped_command_names_the_command_meant(typed, meant, capsys):
+    line = error_line(typed, capsys)
+    assert f"no command {typed[0]!r}; did you mean `{meant}" in line
+
+
+def test_the_suggested_command_runs(capsys):
+    """What `seglab lst segformer` suggests, run as it is written."""
+    line = error_line(["lst", "segformer"], capsys)
+    suggested = line.split("did you mean `seglab ", 1)[1].split("`", 1)[0].split()
+    main(suggested)
+    assert "segformer" in capsys.readouterr().out
+
+
+def test_a_word_that_is_no_command_says_what_is_expected(capsys):
+    line = error_line(["segformer"], capsys)
+    assert "no command 'segformer'; expected one of train, export" in line
+    assert "KEY=VALUE overrides" in line
