@@ -37,7 +37,6 @@ from seglab.wandb_logging import wandb_additions
 EXPORTED_CONFIG = "config.py"
 LOG_TIMES = 5  # a run prints its loss at least this often, however short
 LOGGER_KEYS = {"default_hooks", "default_hooks.logger", "default_hooks.logger.interval"}
-INTERRUPTED = 130  # what a shell reports for a process ended by Ctrl-C (128 + SIGINT)
 
 
 def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None]) -> Config:
@@ -360,6 +359,6 @@ def main(cfg: DictConfig) -> float:
     except KeyboardInterrupt:  # Ctrl-C: how to go on, not a traceback
         if launch_rank() == 0:
             print(interrupted_line(run_dir, sweeping, sys.argv), file=sys.stderr, flush=True)
-        raise SystemExit(INTERRUPTED) from None
+        raise SystemExit(preemption.INTERRUPTED) from None
     finally:
         run_dirs.release(run_dir)
