@@ -31,7 +31,7 @@ demo: install
 # test at a time (two trainings side by side on 2 cores each take more than twice as long).
 # Exit code 5 is pytest's "no test selected", e.g. when PYTEST_ARGS picks tests of one pass.
 test: install
-	$(PY) -m pytest -n 2 --dist loadgroup -m "not train and not processes" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest -n 2 -m "not train and not processes" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(PY) -m pytest -m "(train or processes) and not compile" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # the one test that trains with compile=true: inductor builds its C++ kernels first, over ten
@@ -42,7 +42,7 @@ test-compile: install
 # compose, convert, parity of the named configs, checks, bad input, resolvers, data: no Runner,
 # no other process (markers in pyproject.toml); two pytest workers, one per core
 test-fast: install
-	$(PY) -m pytest -n 2 --dist loadgroup -m "not train and not processes and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -m "not train and not processes and not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check seglab tests bench hydra_plugins

@@ -3,7 +3,10 @@ working directory of its own; a short run trained once serves the tests that onl
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,6 +46,23 @@ def isolated_state(tmp_path_factory, monkeypatch):
     _clear_global_state()
     yield
     _clear_global_state()
+
+
+@pytest.fixture
+def repository_configs():
+    """Held by tests that add files to the repository's conf/ and experiments/ (`seglab
+    import`) or compare those folders with the generator's output: one at a time, whichever
+    pytest worker runs them. A file lock, because xdist's `--dist loadgroup` does not group
+    tests under pytest 9 (it sets a node id field pytest 9 no longer reads)."""
+    repo = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256(str(repo).encode()).hexdigest()[:12]
+    lock = Path(tempfile.gettempdir()) / f"seglab-tests-repository-configs-{digest}.lock"
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture

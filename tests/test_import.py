@@ -12,9 +12,9 @@ from seglab.parity import UPSTREAM_CONFIGS
 
 EXPERIMENTS = CONF_DIR / "experiment"
 
-# these tests add files to the repository's experiments/ and conf/_delete_ for a moment: under
-# `pytest -n 2 --dist loadgroup` they share a worker with the test that compares those folders
-pytestmark = pytest.mark.xdist_group("repository_configs")
+# these tests add files to the repository's experiments/ and conf/_delete_ for a moment: they
+# hold the lock the test that compares those folders with the generator's output holds
+pytestmark = pytest.mark.usefixtures("repository_configs")
 
 USER_BASE = """
 _base_ = ['mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-512x1024.py']
@@ -47,7 +47,7 @@ optim_wrapper = dict(_delete_=True, type='OptimWrapper', optimizer=dict(type='Ad
 
 
 @pytest.fixture(autouse=True)
-def no_new_delete_configs():
+def no_new_delete_configs(repository_configs):
     """An import may add conf/_delete_/ files for its experiment: the test's are removed."""
     before = set((CONF_DIR / "_delete_").glob("*.yaml"))
     yield

@@ -168,8 +168,7 @@ def test_seglab_list_prints_the_published_numbers(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("repository_configs")  # not beside test_import, which adds files
-def test_committed_files_equal_what_the_generator_writes(tmp_path):
+def test_committed_files_equal_what_the_generator_writes(tmp_path, repository_configs):
     """`make zoo` run afresh writes exactly the committed files (and no others)."""
     root = tmp_path / "repo"
     shutil.copytree(REPO / "conf", root / "conf", symlinks=True)
