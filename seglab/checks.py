@@ -210,11 +210,13 @@ def check_palettes(cfg: Config) -> None:
     for key, dataset in leaf_datasets(cfg):
         palette = (dataset.get("metainfo") or {}).get("palette")
         classes = dataset_classes(dataset)
-        if palette is None or classes is None or len(palette) == len(classes):
+        # none or empty: mmseg's dataset generates one colour per class
+        if not palette or classes is None or len(palette) == len(classes):
             continue
         raise ConfigError(
             f"{key}.metainfo.palette: {len(palette)} colours for {len(classes)} classes; "
-            "expected one [r, g, b] per class (seglab's dataset.palette)"
+            "expected one [r, g, b] per class (seglab's dataset.palette), or "
+            "dataset.palette=[] for mmseg's generated colours"
         )
 
 

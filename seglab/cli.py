@@ -246,6 +246,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             return
         print()  # and Hydra's help for the training command, which exits 0
     try:
-        COMMANDS[name](args)
+        if name in ("test", "infer", "import"):  # training has its own (SeglabRunner)
+            from seglab.console import quiet_console
+
+            with quiet_console():
+                COMMANDS[name](args)
+        else:
+            COMMANDS[name](args)
     except ConfigError as err:
         exit_with_error(err)

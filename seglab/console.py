@@ -26,6 +26,9 @@ FILE_ONLY_PREFIXES = (
     "\n" + "-" * 60 + "\nSystem environment:",  # Runner._log_env
     "Config:\n",  # Runner._log_env
     "Hooks will be executed in the following order:",  # Runner.__init__
+    # one line per parameter a `paramwise_cfg.custom_keys` entry matches (the optimizer's
+    # constructor): 207 for SegFormer-B0, thousands for larger backbones
+    "paramwise_options -- ",
 )
 # warnings mmseg 1.2.2 / mmengine 0.10.7 give on every run, about their own code
 KNOWN_WARNINGS = (
@@ -36,6 +39,14 @@ KNOWN_WARNINGS = (
     '"FileClient" will be deprecated in future',
     '"HardDiskBackend" is the alias of "LocalBackend"',
     "The prefix is not set in metric class",
+    # mmseg's inferencer builds its pipeline outside mmseg's scope, and its visualizer without a
+    # directory to save to: mmengine says so on every `seglab infer`
+    'Failed to search registry with scope "mmseg"',
+    "Failed to add <class 'mmengine.visualization.vis_backend.LocalVisBackend'>",
+    # mmengine's check for installed packages (`seglab import` of a config with `mmseg::`)
+    "pkg_resources is deprecated as an API",
+    # a CPU run of a config with SyncBN (most of the zoo): the model is built with plain BN
+    "Distributed training is not used, all SyncBatchNorm",
 )
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -146,6 +157,36 @@ def _one_line_if_unfit(what: str) -> Iterator[None]:
             f"{what}: the checkpoint does not hold what mmengine reads from one ({reason}); "
             "expected a checkpoint a run of this config wrote"
         ) from None
+
+
+@contextmanager
+def quiet_console() -> Iterator[None]:
+    """For the commands besides training (`seglab test`, `infer`, `import`): the known warnings
+    and mmengine's notes about its own defaults reach the log file of the Runner that logs at
+    the time (`seglab test`'s, under RUN_DIR/test/), not the terminal; with no Runner there is
+    no log to keep them and they are dropped. Other warnings are shown as usual."""
+    console = [h for h in MMLogger.get_current_instance().handlers if is_console(h)]
+    for handler in console:
+        handler.addFilter(FileOnlyFilter())
+    with warnings.catch_warnings():  # restores showwarning afterwards
+        shown = warnings.showwarning
+
+        def log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+            text = str(message)
+            if not any(known in text for known in KNOWN_WARNINGS):
+                shown(message, category, filename, lineno, file, line)
+                return
+            # the Runner's logger: its console handler filters the known ones, its file keeps them
+            logger = MMLogger.get_current_instance()
+            if any(isinstance(h, logging.FileHandler) for h in logger.handlers):
+                logger.warning(f"{category.__name__}: {text} ({filename}:{lineno})")
+
+        warnings.showwarning = log_warning
+        try:
+            yield
+        finally:
+            for handler in console:
+                handler.filters = [f for f in handler.filters if not isinstance(f, FileOnlyFilter)]
 
 
 @contextmanager

@@ -140,8 +140,11 @@ def _fixed_length(path: tuple, reference: Any) -> bool:
     """Tuples and the numeric lists of `dataset` (crop size, scale, colours) keep their length."""
     if isinstance(reference, tuple):
         return True
-    return path[:1] == ("dataset",) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in reference
+    # an empty list (custom's palette: mmseg's generated colours) takes any length
+    return (
+        path[:1] == ("dataset",)
+        and len(reference) > 0
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in reference)
     )
 
 

@@ -90,10 +90,48 @@ def check_data_roots(cfg: Config) -> None:
             )
         images = os.path.join(root or "", dataset.get("data_prefix", {}).get("img_path", ""))
         if not os.path.isdir(images):
+            # dataset=custom's keys (conf/dataset/custom.yaml) choose its folders
+            custom = dataset.get("type") == "BaseSegDataset" and root
+            found = layout_overrides(root) if custom else None
             raise ConfigError(
                 f"{key}.data_prefix.img_path={images!r} does not exist; expected the "
                 f"{dataset['type']} folder layout under dataset.data_root={root!r}"
+                + (f"; it holds another layout: set {found}" if found else "")
             )
+
+
+# folder names of the layouts researchers have (mmseg's img_dir/ann_dir, ADE20K's, VOC's...)
+IMAGE_FOLDERS = ("img_dir", "images", "imgs", "img", "image", "JPEGImages")
+LABEL_FOLDERS = (
+    "ann_dir",
+    "annotations",
+    "anns",
+    "ann",
+    "labels",
+    "label",
+    "masks",
+    "SegmentationClass",
+)
+TRAIN_SPLITS = ("train", "training")
+VAL_SPLITS = ("val", "validation", "valid", "test")
+
+
+def layout_overrides(root: str) -> str | None:
+    """The `dataset=custom` overrides that read the image and label folders found under
+    `root` (`dataset.img_dir=img_dir dataset.ann_dir=ann_dir dataset.train_split=train
+    dataset.val_split=val` for mmseg's layout), or None when no such pair is there."""
+    present = set(os.listdir(root))
+    image = next((f for f in IMAGE_FOLDERS if f in present), None)
+    label = next((f for f in LABEL_FOLDERS if f in present), None)
+    if image is None or label is None:
+        return None
+    splits = set(os.listdir(os.path.join(root, image)))
+    train = next((s for s in TRAIN_SPLITS if s in splits), None)
+    val = next((s for s in VAL_SPLITS if s in splits), None)
+    parts = [f"dataset.img_dir={image}", f"dataset.ann_dir={label}"]
+    if train and val:
+        parts += [f"dataset.train_split={train}", f"dataset.val_split={val}"]
+    return " ".join(parts)
 
 
 def check_data_files(cfg: Config) -> tuple[int, int] | None:

@@ -32,6 +32,7 @@ line, never a search on to the next name; and that search stops after MAX_NUMBER
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import errno
 import fcntl
@@ -39,6 +40,7 @@ import functools
 import hashlib
 import os
 import re
+import shutil
 import traceback
 import zipfile
 from collections.abc import Collection, Sequence
@@ -89,6 +91,13 @@ HOUSEKEEPING = re.compile(
     r"^(default_hooks|log_processor|log_level|env_cfg|visualizer|wandb)(\.|$)"
     r"|(^|\.)(num_workers|persistent_workers|pin_memory|val_interval)$"
 )
+# values that are long and say little in a name (a data set's class names and colours, a
+# path): they give way first, after housekeeping
+BULKY = re.compile(r"(^|\.)(classes|palette|data_root|data_prefix|ann_file)$")
+# the groups that say which model a run trains, first in a name
+MODEL_GROUPS = ("experiment", "model")
+# a zoo experiment's name after its model: `_4xb2-80k_cityscapes-512x1024` (GPUs x batch, ...)
+_AFTER_MODEL = re.compile(r"_\d+xb\d+.*$")
 # the sections whose changes say most about a run, in that order, before any other key
 TELLING = ("optim_wrapper", "param_scheduler", "train_cfg", "model", "train_dataloader")
 # an override of the form `key=value` as Hydra writes it into `override_dirname`
@@ -145,7 +154,7 @@ def _named(overrides: list[str], written: str, swept: set[str]) -> str:
     keys = _short_keys([k.lstrip("+~") for k, _ in pairs])
     order = sorted(range(len(pairs)), key=lambda i: name_order(pairs[i][0], swept))
     parts = [
-        f"{keys[i]}={_short_value(pairs[i][1])}" if "=" in overrides[i] else overrides[i]
+        f"{keys[i]}={_short_value(pairs[i][1], keys[i])}" if "=" in overrides[i] else overrides[i]
         for i in order
     ]
     readable = ""
@@ -165,10 +174,14 @@ def name_order(key: str, swept: Collection[str] = ()) -> tuple[int, int, str]:
     """Where an override goes in a name (and a column in `seglab report`): group choices,
     swept keys, the telling sections, other keys, housekeeping; alphabetical within each."""
     bare = key.lstrip("+~")
+    if BULKY.search(bare):
+        return 5, 0, bare
     if HOUSEKEEPING.search(bare):
         return 4, 0, bare
+    if bare in MODEL_GROUPS:
+        return 0, MODEL_GROUPS.index(bare), bare
     if bare in _groups():
-        return 0, 0, bare
+        return 0, len(MODEL_GROUPS), bare
     if key in swept or bare in swept:
         return 1, 0, bare
     section = bare.split(".", 1)[0]
@@ -201,11 +214,15 @@ def _short_keys(keys: list[str]) -> list[str]:
     return short
 
 
-def _short_value(value: str) -> str:
+def _short_value(value: str, key: str = "") -> str:
     """Numbers with more than 3 significant digits as 3 (an Optuna trial's
-    0.0012345678901234567 -> 0.00123), sizes as 64x64; masked secrets as they are."""
+    0.0012345678901234567 -> 0.00123), sizes as 64x64; masked secrets as they are; a zoo
+    experiment as its model (`deeplabv3plus/deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024`
+    -> `deeplabv3plus_r18-d8`), so that it fits beside what else the run changes."""
     if MASKED.fullmatch(value):
         return value
+    if key == "experiment":
+        return _AFTER_MODEL.sub("", value.rsplit("/", 1)[-1]) or value
     value = _FLOAT.sub(lambda m: min(m[0], f"{float(m[0]):.3g}", key=len), value)
     # a size as sizes are written: [64,64] -> 64x64
     return _SIZE.sub(lambda m: "x".join(n.strip() for n in m[1].split(",")), value)
@@ -274,6 +291,22 @@ def hold(path: str | os.PathLike) -> bool:
         ) from None
     _held[key] = fd
     return True
+
+
+def drop_if_not_a_run(path: str | os.PathLike) -> None:
+    """Remove the directory of a run this process holds and that a refusal stopped before
+    it wrote anything (Hydra's `.hydra/`, the lock): a refused command leaves no directory
+    that `seglab report` would list as a run. A directory that holds anything else stays."""
+    key = os.path.abspath(path)
+    if key not in _held or holds_run(key):
+        return
+    shutil.rmtree(os.path.join(key, ".hydra"), ignore_errors=True)
+    for name in (TRACEBACK_FILE, LOCK_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(key, name))
+    release(key)
+    with contextlib.suppress(OSError):  # not empty: something appeared meanwhile, kept
+        os.rmdir(key)
 
 
 def os_reason(err: OSError) -> str:

@@ -28,6 +28,7 @@ from seglab.data_loading import check_files_as_they_load
 from seglab.distributed import apply_slurm_environment, fit_cpu_processes, launch_rank
 from seglab.errors import ConfigError, exit_with_error
 from seglab.hparam_search import current_trial
+from seglab.loader_workers import fit_loader_workers
 from seglab.masking import mask_env_values, mask_overrides, task_overrides
 from seglab.metrics import with_per_class_metrics
 from seglab.schedule_fit import fit_milestones
@@ -56,6 +57,9 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
     fitted = fit_schedule(mm_cfg, overrides or [], choices)
     if fitted and launch_rank() == 0:
         print(f"seglab: a run shorter than its schedule's milestones: set {fitted}", flush=True)
+    workers = fit_loader_workers(mm_cfg, overrides or [])
+    if workers and launch_rank() == 0:
+        print(f"seglab: more loader workers than CPUs: set {workers}", flush=True)
     if launch_rank() == 0:  # in a multi-process run, one process writes the run directory
         write_config(
             mm_cfg,
@@ -64,7 +68,9 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
                 "Written by seglab; plain mmseg runs it as it is:\n"
                 f"  python tools/train.py {run_dir / EXPORTED_CONFIG}\n"
                 f"seglab overrides: {' '.join(masked or []) or '(none)'}"
-                + "".join(f"\nseglab set {change}" for change in (lowered, fitted) if change)
+                + "".join(
+                    f"\nseglab set {change}" for change in (lowered, fitted, workers) if change
+                )
             ),
         )
     # seglab's additions to the Runner; the exported file stays pure mmseg
@@ -323,6 +329,7 @@ def main(cfg: DictConfig) -> float:
     except ConfigError as err:
         if sweeping:
             raise  # a failed job: the sweeper lists it and goes on
+        run_dirs.drop_if_not_a_run(run_dir)  # refused before training: no directory left
         exit_with_error(err)
     except OSError as err:  # a full or read-only disk: the file, and how the run goes on
         import errno

@@ -3,6 +3,7 @@ a finished run's resume and `seglab env` end in one line."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import signal
@@ -11,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from seglab.cli import main
+from seglab.compose import CONF_DIR
 from tests.helpers.commands import SMALL_SYNTHETIC, TRAINED_RUN, run_seglab, seglab_process
 from tests.helpers.signals import seglab_in_own_group
 
+EXPERIMENTS = CONF_DIR / "experiment"
 ITERATION = re.compile(r"Iter\(train\) \[\s*(\d+)/")
 # what mmengine and mmseg print on every run, which the run's log keeps
 DUMPS = ("System environment:", "Config:", "Hooks will be executed in the following order")
@@ -48,6 +51,35 @@ def test_a_short_run_prints_its_loss_and_leaves_the_dumps_to_its_log():
     config = (run_dir / "config.py").read_text()
     assert "seglab set default_hooks.logger.interval=2" in config
     assert re.search(r"logger=dict\(.*?interval=2,", config, re.S)
+
+
+@pytest.mark.train
+@pytest.mark.processes
+def test_a_model_with_paramwise_options_on_one_cpu_prints_no_line_it_need_not_act_on():
+    """SegFormer's `paramwise_cfg.custom_keys` logged a line per matched parameter (207) before
+    the first iteration, and loaders asking for more workers than the machine's CPUs got torch's
+    warning twice. On one CPU (the process's affinity), the data set's 2 workers are fitted to
+    1 and said once; the parameter lines go to the run's log only."""
+    small = [o for o in SMALL_SYNTHETIC if "workers" not in o]  # the data set's own: 2
+    args = [
+        "experiment=demo",
+        *small,
+        "train_cfg.max_iters=2",
+        "train_cfg.val_interval=2",
+        "+optim_wrapper.paramwise_cfg={custom_keys:{decode_head:{lr_mult:10.0}}}",
+    ]
+    done = run_seglab(args, cpus={0})
+    assert done.returncode == 0, done.stderr[-3000:]
+    terminal = done.stdout + done.stderr
+    assert "paramwise_options" not in terminal and "worker processes in total" not in terminal
+    fitted = " ".join(f"{s}_dataloader.num_workers=1" for s in ("train", "val", "test"))
+    assert terminal.count("seglab: more loader workers than CPUs: set " + fitted) == 1, terminal
+    (run_dir,) = Path("outputs/runs").iterdir()
+    (log,) = run_dir.glob("*/*.log")
+    assert log.read_text().count("paramwise_options -- decode_head.") >= 2
+    config = (run_dir / "config.py").read_text()
+    assert f"seglab set {fitted} (was 2, 2, 2; this machine gives the run 1 CPUs)" in config
+    assert config.count("    num_workers=1,") == 3 and "num_workers=2" not in config
 
 
 @pytest.mark.train
@@ -122,3 +154,35 @@ def test_env_ends_with_one_line_that_says_all_is_well(capsys):
     main(["env"])
     last = capsys.readouterr().out.splitlines()[-1]
     assert last.startswith("seglab env: all is well; runs train on ")
+
+
+@pytest.mark.processes
+def test_test_infer_and_import_print_no_library_notes(
+    trained_run_copy, tmp_path, repository_configs
+):
+    """Deprecation warnings with site-packages paths, `Failed to search registry with scope`
+    and `Failed to add ... LocalVisBackend` read like errors; none is the user's to act on.
+    `seglab test` keeps them in its Runner's log."""
+    images = sorted(Path(os.environ["SEGLAB_CACHE"]).glob("synthetic_shapes/*/images/validation"))
+    mine = tmp_path / "my_fcn.py"  # a user's config (an upstream one's path names site-packages)
+    mine.write_text(
+        "_base_ = ['mmseg::fcn/fcn_r18-d8_4xb2-80k_cityscapes-512x1024.py']\n"
+        "optim_wrapper = dict(optimizer=dict(lr=0.02))\n"
+    )
+    name = f"quiet-{tmp_path.name}"
+    commands = [
+        ["test", f"run_dir={trained_run_copy}"],
+        ["infer", f"checkpoint={trained_run_copy}", f"image={images[0]}", "out=segmented"],
+        ["import", str(mine), f"out={EXPERIMENTS / name}.yaml"],
+    ]
+    try:
+        for args in commands:
+            done = run_seglab(args)
+            assert done.returncode == 0, done.stderr[-3000:]
+            terminal = done.stdout + done.stderr
+            for noise in ("site-packages", "Warning", "Failed to", "SyncBatchNorm"):
+                assert noise not in terminal, (args[0], terminal[-3000:])
+    finally:
+        (EXPERIMENTS / f"{name}.yaml").unlink(missing_ok=True)
+    (log,) = trained_run_copy.glob("test/*/*.log")
+    assert "``build_loss`` would be deprecated" in log.read_text()

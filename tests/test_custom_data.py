@@ -130,6 +130,16 @@ def test_mmseg_img_dir_ann_dir_layout(tmp_path):
     ]
 
 
+def test_mmseg_layout_without_its_overrides_is_one_line_naming_them(capsys, tmp_path):
+    """The suggested overrides, applied as written, pass every check before training."""
+    root = mmseg_folder(tmp_path / "data", n=3)
+    line = error_line([*CUSTOM, f"dataset.data_root={root}"], capsys)
+    suggested = line.split("it holds another layout: set ", 1)[1].split()
+    assert suggested == MMSEG_LAYOUT, line
+    mm = checked([f"dataset.data_root={root}", *suggested])
+    assert len(listed(mm.train_dataloader.dataset)) == 3
+
+
 def test_split_files_pick_each_splits_images(tmp_path):
     root = mmseg_folder(tmp_path / "data", split_files=True)
     mm = checked(
@@ -164,6 +174,37 @@ def test_a_split_file_that_is_missing_is_named(capsys, tmp_path):
     line = error_line([*args, "dataset.train_ann_file=splits/training.txt"], capsys)
     assert "train_dataloader.dataset.ann_file='splits/training.txt'" in line
     assert str(root / "splits" / "training.txt") in line and "does not exist" in line
+
+
+@pytest.mark.train
+def test_classes_without_a_palette_train_with_generated_colours(tmp_path):
+    """Three classes named, no colours: mmseg's dataset draws one per class (it had been a
+    refusal: the default palette held two)."""
+    root = ade20k_folder(tmp_path / "data", n=2, size=32, labels=[0, 1, 2], img_suffix=".png")
+    run_dir = train(
+        [
+            *CUSTOM,
+            f"dataset.data_root={root}",
+            "dataset.classes=[road,car,person]",
+            "train_dataloader.batch_size=2",
+            "loader.num_workers=0",
+            "train_cfg.max_iters=2",
+            "train_cfg.val_interval=2",
+            "default_hooks.checkpoint.interval=2",
+        ]
+    )
+    from seglab.checkpoint_loading import load_local_checkpoint
+
+    meta = load_local_checkpoint(str(run_dir / "iter_2.pth"))["meta"]["dataset_meta"]
+    assert list(meta["classes"]) == ["road", "car", "person"] and len(meta["palette"]) == 3
+
+
+def test_a_palette_of_another_length_suggests_the_generated_one(capsys, tmp_path):
+    root = ade20k_folder(tmp_path / "data", n=2, size=32, labels=[0, 1, 2], img_suffix=".png")
+    args = [*CUSTOM, f"dataset.data_root={root}", "dataset.classes=[road,car,person]"]
+    line = error_line([*args, "dataset.palette=[[0,0,0],[1,1,1]]"], capsys)
+    assert "2 colours for 3 classes" in line and "dataset.palette=[] for mmseg's" in line
+    check_before_training(overrides_to_config([*args, "dataset.palette=[]"]))
 
 
 @pytest.mark.train

@@ -195,3 +195,46 @@ def test_a_run_without_validation_finishes_and_a_sweep_skips_it(small_synthetic,
     main(sweep)
     main(sweep)
     assert capsys.readouterr().out.count("finished earlier, skipped") == 2
+
+
+def test_run_names_keep_the_experiment_and_its_model():
+    """Two zoo models on the same custom data: the name had been `dataset=custom-<hash>` for
+    both (the experiment's 60-character name did not fit, the class names did)."""
+    custom = [
+        "dataset=custom",
+        "dataset.classes=[road,car,person]",
+        "dataset.palette=[[128,64,128],[0,0,142],[220,20,60]]",
+        "dataset.data_root=/home/student/data/roads-2026",
+        "train_cfg.max_iters=40",
+    ]
+    names = [
+        dirname([f"experiment={e}", *custom])
+        for e in (
+            "deeplabv3plus/deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024",
+            "bisenetv1/bisenetv1_r18-d32_4xb4-160k_cityscapes-1024x1024",
+        )
+    ]
+    assert names[0].startswith("experiment=deeplabv3plus_r18-d8,dataset=custom,max_iters=40")
+    assert names[1].startswith("experiment=bisenetv1_r18-d32,dataset=custom,max_iters=40")
+    # the bulky values give way first: after every other override, if at all
+    for name in names:
+        parts = name.rsplit("-", 1)[0].split(",")
+        assert "data_root" not in name and parts.index("max_iters=40") == 2, name
+    assert dirname(["experiment=demo", "model=fcn_unet-tiny"]).startswith(
+        "experiment=demo,model=fcn_unet-tiny"
+    )
+
+
+def test_a_refused_command_leaves_no_directory(capsys):
+    """Refused before training (weights that cannot be fetched): nothing under outputs/runs
+    for `seglab report` to list as a run that never started; a directory holding a user's file
+    is not the refused run's and stays."""
+    args = ["experiment=demo", "model.pretrained=http://127.0.0.1:9/resnet18_v1c.pth"]
+    error_line(args, capsys)
+    assert list(Path("outputs/runs").iterdir()) == []
+    kept = Path("outputs/runs") / dirname(args)
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine\n")
+    error_line(args, capsys)
+    assert [p.name for p in Path("outputs/runs").iterdir()] == [kept.name]
+    assert (kept / "notes.txt").read_text() == "mine\n"

@@ -245,3 +245,28 @@ def test_runs_started_in_the_same_second_share_no_mmengine_instance(tmp_path):
         release_singletons(runner.cfg)
     assert MessageHub._instance_dict.get(a.experiment_name) is None
     assert MMLogger._instance_dict.get(b.experiment_name) is None
+
+
+def test_the_summary_line_of_a_job_starts_with_what_varies(tmp_path, capsys):
+    """A sweep's command sets a dozen values alike for every job: a job's line shows the ones
+    that vary (the learning rate here), not the shared ones before them."""
+    from hydra_plugins.seglab_plugins._sweep import finish_sweep
+
+    shared = [*QUICK, "dataset.classes=[road,car,person]", "dataset.data_root=/data/roads"]
+    jobs = [
+        {
+            "overrides": [*shared, f"optim_wrapper.optimizer.lr={lr}"],
+            "run_dir": str(tmp_path / f"lr={lr}"),
+            "status": "finished",
+            "mIoU": miou,
+        }
+        for lr, miou in (("0.01", 41.5), ("0.005", 43.25))
+    ]
+    finish_sweep(jobs, tmp_path)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:] == [
+        "  finished optim_wrapper.optimizer.lr=0.01: mIoU=41.5",
+        "  finished optim_wrapper.optimizer.lr=0.005: mIoU=43.25",
+    ]
+    kept = json.loads((tmp_path / "summary.json").read_text())["jobs"]
+    assert [j["overrides"] for j in kept] == [j["overrides"] for j in jobs], "all kept there"

@@ -119,18 +119,32 @@ def finish_sweep(
         + (f", {len(left_out)} not run (fail_fast)" if left_out else "")
         + f"; summary in {sweep_dir / SUMMARY_FILE}"
     ]
+    varying = varying_keys([j["overrides"] for j in jobs])
     for job in jobs:
         outcome = f"mIoU={job['mIoU']}" if job["status"] == "finished" else job["error"]
         if job.get("traceback"):
             outcome += f" (traceback: {job['traceback']})"
         if job.get("earlier"):
             outcome += " (an earlier launch)"
+        shown = [o for o in job["overrides"] if o.split("=", 1)[0] in varying]
         lines.append(
-            f"  {job['status']:8} {' '.join(job['overrides']) or '(no overrides)'}: {outcome}"
+            f"  {job['status']:8} {' '.join(shown or job['overrides']) or '(no overrides)'}: "
+            + outcome
         )
     print("\n".join([*lines, *last_lines]), flush=True)
     if failed(jobs):
         raise SystemExit(1)
+
+
+def varying_keys(override_lists: Sequence[Sequence[str]]) -> set[str]:
+    """The keys whose values are not the same in every job: what a summary line shows of a
+    job (the keys every job sets alike are in the sweep's command and its directory name)."""
+    jobs = [
+        dict(o.split("=", 1) if "=" in o else (o, None) for o in overrides)
+        for overrides in override_lists
+    ]
+    keys = {key for pairs in jobs for key in pairs}
+    return {key for key in keys if len({pairs.get(key, ()) for pairs in jobs}) > 1}
 
 
 def _key(job: dict[str, Any]) -> tuple[Any, ...]:

@@ -115,12 +115,16 @@ def seglab_process(args: list[str]) -> subprocess.Popen:
     )
 
 
-def run_seglab(args: list[str], memory_limit: int | None = None) -> subprocess.CompletedProcess:
-    """`python -m seglab ARGS` to its end (under an address-space limit if given)."""
+def run_seglab(
+    args: list[str], memory_limit: int | None = None, cpus: set[int] | None = None
+) -> subprocess.CompletedProcess:
+    """`python -m seglab ARGS` to its end (under an address-space limit, on the given CPUs)."""
 
     def limit() -> None:
         if memory_limit:
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+        if cpus:
+            os.sched_setaffinity(0, cpus)
 
     return subprocess.run(
         [sys.executable, "-m", "seglab", *args],
