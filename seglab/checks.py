@@ -46,6 +46,7 @@ def check_before_training(
     check_launcher(cfg)
     check_class_counts(cfg)
     check_palettes(cfg)
+    check_sliding_window(cfg)
     largest_image = check_data_files(cfg)
     check_weights_reachable(cfg, network_timeout)
     check_crop_memory(cfg, largest_image)
@@ -218,6 +219,36 @@ def check_palettes(cfg: Config) -> None:
             "expected one [r, g, b] per class (seglab's dataset.palette), or "
             "dataset.palette=[] for mmseg's generated colours"
         )
+
+
+def _pair(value: Any) -> tuple[int, int] | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        return value[0], value[1]
+    return None
+
+
+def check_sliding_window(cfg: Config) -> None:
+    """A sliding-window `test_cfg` whose stride is larger than its window skips pixels: mmseg's
+    validation stops with a bare AssertionError after the training. Upstream links the window
+    to the crop and writes the stride as a number, so a smaller `dataset.crop_size` gets there."""
+    test_cfg = (cfg.get("model") or {}).get("test_cfg") or {}
+    if test_cfg.get("mode") != "slide":
+        return
+    crop, stride = _pair(test_cfg.get("crop_size")), _pair(test_cfg.get("stride"))
+    if crop is None or stride is None or all(s <= c for s, c in zip(stride, crop, strict=True)):
+        return
+    fitted = ",".join(str(max(1, c * 2 // 3)) for c in crop)  # upstream's overlap: 426 of 640
+    raise ConfigError(
+        f"model.test_cfg.stride={list(stride)}: larger than the sliding window "
+        f"model.test_cfg.crop_size={list(crop)} (dataset.crop_size), so validation would skip "
+        f"pixels; expected a stride of at most the window, e.g. model.test_cfg.stride=[{fitted}]"
+    )
 
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")

@@ -137,15 +137,13 @@ def _kind(value: Any) -> str:
 
 
 def _fixed_length(path: tuple, reference: Any) -> bool:
-    """Tuples and the numeric lists of `dataset` (crop size, scale, colours) keep their length."""
-    if isinstance(reference, tuple):
-        return True
-    # an empty list (custom's palette: mmseg's generated colours) takes any length
-    return (
-        path[:1] == ("dataset",)
-        and len(reference) > 0
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in reference)
+    """Numeric tuples (sizes, strides) and the numeric lists of `dataset` (crop size, scale, a
+    colour) keep their length; names (a data set's classes) and an empty list (custom's palette:
+    mmseg's generated colours) take any."""
+    numeric = len(reference) > 0 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in reference
     )
+    return numeric and (isinstance(reference, tuple) or path[:1] == ("dataset",))
 
 
 def conform(value: Any, reference: Any, path: tuple, mismatches: list[Mismatch]) -> Any:

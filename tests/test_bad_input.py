@@ -267,3 +267,19 @@ def test_gpu_pool_without_a_gpu(capsys, monkeypatch):
         ["-m", "hydra/launcher=gpu_pool", "experiment=demo", "train_cfg.max_iters=2,4"], capsys
     )
     assert "hydra/launcher=gpu_pool: this machine has no GPU" in line
+
+
+def test_a_crop_smaller_than_the_sliding_windows_stride_is_one_line(capsys):
+    """UNet's window follows the crop (64 px) and keeps its stride of 42: at a 32 px crop the
+    validation would stop in mmseg's AssertionError after the training. The suggested stride
+    passes the check."""
+    from seglab.checks import check_sliding_window
+    from seglab.convert import overrides_to_config
+
+    args = ["experiment=unet/unet-s5-d16_fcn_4xb4-40k_drive-64x64", "dataset.crop_size=[32,32]"]
+    with pytest.raises(ConfigError) as refused:
+        check_sliding_window(overrides_to_config(args))
+    line = str(refused.value)
+    assert line.startswith("model.test_cfg.stride=[42, 42]: larger than the sliding window")
+    assert line.endswith("e.g. model.test_cfg.stride=[21,21]")
+    check_sliding_window(overrides_to_config([*args, "model.test_cfg.stride=[21,21]"]))

@@ -86,10 +86,12 @@ def test_a_zoo_model_with_a_warmup_trains_a_short_run(capsys):
 
 
 def _short_runs_of(experiments: list[str]) -> list[tuple[str, str]]:
-    """(experiment, why) of those whose 40-iteration run mmengine would not schedule."""
+    """(experiment, why) of those whose 40-iteration run mmengine would not schedule, or whose
+    sliding-window validation seglab would refuse."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from seglab.checks import check_sliding_window
     from seglab.compose import CONF_DIR
 
     failures = []
@@ -99,6 +101,7 @@ def _short_runs_of(experiments: list[str]) -> list[tuple[str, str]]:
             try:
                 mm, _ = fitted(experiment, "train_cfg.max_iters=40")
                 build_schedule(mm)
+                check_sliding_window(mm)  # upstream's own windows: no stride past the window
             except Exception as err:  # noqa: BLE001 (each failure is listed, not the first)
                 failures.append((experiment, f"{type(err).__name__}: {err}"))
     GlobalHydra.instance().clear()

@@ -46,17 +46,15 @@ QUICK = [
 ]
 
 # any zoo experiment in seconds (with `dataset=synthetic` picked): 32 px crops of the synthetic
-# data, 2 iterations of batch 2, no validation, a loss at each iteration, no checkpoint
+# data, 2 iterations of batch 2, a validation on its 4 images at the end, a loss at each
+# iteration, no checkpoint
 ZOO_SHORT_RUN = [
     "dataset=synthetic",
     *SMALL_SYNTHETIC,
     "train_dataloader.batch_size=2",
     "dataset.crop_size=[32,32]",
     "train_cfg.max_iters=2",
-    "val_cfg=null",
-    "val_dataloader=null",
-    "val_evaluator=null",
-    "test_cfg=null",
+    "train_cfg.val_interval=2",
     "default_hooks.logger.interval=1",
     "default_hooks.checkpoint.interval=1000",
     "++default_hooks.checkpoint.save_last=false",
