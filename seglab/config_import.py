@@ -3,7 +3,10 @@
 The file is executed by mmengine (its `_base_` chain, `_delete_=True`, module-level variables),
 as `tools/train.py` would; its upstream bases pick seglab's group options and parent experiment,
 the generator's solver writes what differs, and the experiment is exported again and compared
-with the file by the parity rule before seglab says it is done.
+with the file by the parity rule before seglab says it is done. A file that writes its data set
+inline (no `_base_/datasets` option) gets the `dataset` node such an option holds, read from its
+own loaders, so that `dataset.data_root=PATH`, `dataset.crop_size=...` reach every use of
+them, as in a zoo experiment.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.global_hydra import GlobalHydra
 from mmengine.config import Config
 
+from seglab import config_diff
 from seglab.compose import CONF_DIR
 from seglab.errors import ConfigError
 from seglab.parity import RUNNER_KEYS, UPSTREAM_CONFIGS, differences, runner_view
+from seglab.zoo_links import link_shared
 
 EXPERIMENTS = CONF_DIR / "experiment"
 SCOPE = "mmseg::"
@@ -69,9 +75,10 @@ def import_config(path: Path, out: Path) -> list[str]:
     """Write the experiment for `path` at `out` (under experiments/); return its notes."""
     from seglab.zoo_generate import experiment_text, plan, write_delete
 
-    cfg = load(path)
-    full = cfg.to_dict()
-    target = {k: full[k] for k in RUNNER_KEYS if k in full}
+    full = load(path).to_dict()
+    target = without_scope(
+        {k: full[k] for k in RUNNER_KEYS if k in full}, full.get("default_scope")
+    )
     bases = upstream_bases(path)
     name = experiment_name(out)
     GlobalHydra.instance().clear()
@@ -90,7 +97,9 @@ def import_config(path: Path, out: Path) -> list[str]:
                 f"# Imported from {path} by `seglab import`; the file's own values below.",
                 f"#   python -m seglab experiment={name}",
             ]
-            text, deletes, notes, _ = experiment_text(CONF_DIR, parent, picks, target, header)
+            text, deletes, notes, _ = experiment_text(
+                CONF_DIR, parent, picks, target, header, seed=dataset_node
+            )
     except ConfigError as err:
         raise ConfigError(f"import {path}: {err}") from None
     finally:
@@ -100,6 +109,61 @@ def import_config(path: Path, out: Path) -> list[str]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return notes
+
+
+def dataset_node(target: dict) -> dict:
+    """The `dataset` node a data set option would give `target` (seglab's shared values:
+    type, data_root, num_classes, crop_size, scale, ratio_range, reduce_zero_label and both
+    pipelines), read from its own train and validation loaders; the places that equal one
+    are then written as links to it, and a value no place uses links nothing."""
+    from seglab.zoo_generate import seed_dataset  # the heads' class count, the crop
+
+    train, val = (_innermost(target.get(k)) for k in ("train_dataloader", "val_dataloader"))
+    shared: dict[str, Any] = {k: train[k] for k in ("type", "data_root") if k in train}
+    shared.update(seed_dataset(target))
+    steps = train.get("pipeline") if isinstance(train.get("pipeline"), list) else []
+    for step in (s for s in steps if isinstance(s, dict)):
+        if step.get("type") == "RandomCrop" and isinstance(step.get("crop_size"), tuple):
+            shared["crop_size"] = list(step["crop_size"])  # the model's padding follows it
+        if step.get("type") == "RandomResize":
+            for key in ("scale", "ratio_range"):
+                if isinstance(step.get(key), tuple):
+                    shared.setdefault(key, list(step[key]))
+        if step.get("type") == "LoadAnnotations" and "reduce_zero_label" in step:
+            shared.setdefault("reduce_zero_label", step["reduce_zero_label"])
+    node = config_diff.encode(shared)
+    links = {f"dataset.{k}": v for k, v in shared.items()}
+    for name, loader in (("train_pipeline", train), ("test_pipeline", val)):
+        if isinstance(loader.get("pipeline"), list):
+            node[name] = link_shared(loader["pipeline"], ("dataset", name), links)
+    return node
+
+
+def _innermost(loader: Any) -> dict:
+    """A loader's data set inside its wrappers (RepeatDataset, ...): {} where there is none."""
+    dataset = loader.get("dataset") if isinstance(loader, dict) else None
+    while isinstance(dataset, dict) and isinstance(dataset.get("dataset"), dict):
+        dataset = dataset["dataset"]
+    return dataset if isinstance(dataset, dict) else {}
+
+
+def without_scope(node: Any, scope: str | None) -> Any:
+    """`node` without the `_scope_` keys that name `scope`, the config's default scope.
+
+    mmengine adds `_scope_='mmseg'` to every dict with a `type` that an `mmseg::` base gives;
+    the Runner builds under the default scope anyway, so these change nothing it builds, and no
+    zoo experiment holds them. Another scope (an `mmdet::` base) is kept: that one matters."""
+    if scope is None:
+        return node
+    if isinstance(node, dict):
+        return {
+            k: without_scope(v, scope)
+            for k, v in node.items()
+            if not (k == "_scope_" and v == scope)
+        }
+    if isinstance(node, (list, tuple)):
+        return type(node)(without_scope(v, scope) for v in node)
+    return node
 
 
 def experiment_name(out: Path) -> str:
@@ -121,7 +185,11 @@ def parity_with(path: Path, name: str) -> list[str]:
 
     exported = overrides_to_config([f"experiment={name}"])
     ours = Config.fromstring(config_text(exported), ".py")
-    return differences(runner_view(ours), runner_view(load(path)))
+    theirs = load(path)
+    scope = theirs.get("default_scope")  # its `_scope_` marks are not imported (without_scope)
+    return differences(
+        without_scope(runner_view(ours), scope), without_scope(runner_view(theirs), scope)
+    )
 
 
 def import_command(args: Sequence[str]) -> None:

@@ -37,6 +37,7 @@ from mmseg.engine.hooks import SegVisualizationHook
 from seglab import checkpoint_loading, hooks  # noqa: F401  (register the loader and the hooks)
 from seglab.console import SeglabRunner
 from seglab.data_loading import check_files_as_they_load
+from seglab.drawings import CAPTIONS, captioned, overlay
 from seglab.errors import ConfigError
 from seglab.metrics import with_per_class_metrics
 from seglab.run_dirs import os_reason
@@ -332,16 +333,23 @@ class ShowDirHook(SegVisualizationHook):
     def after_test_iter(self, runner: Runner, batch_idx: int, data_batch=None, outputs=None):
         import mmcv
 
+        visualizer = self._visualizer
+        classes, palette = visualizer.dataset_meta["classes"], visualizer.dataset_meta["palette"]
         for output in outputs or ():
             image = Path(output.img_path)
             name = self._name(image)
             target = self.out_dir / name
-            self._visualizer.add_datasample(
-                image.name,
-                mmcv.imread(str(image), channel_order="rgb"),
-                data_sample=output,
-                out_file=str(target),  # mmcv.imwrite creates the folders
-            )
+            photo = mmcv.imread(str(image), channel_order="rgb")
+            # mmseg's own drawing of each half (add_datasample writes the pair but never returns
+            # it), without its class-name boxes: they cover small objects
+            halves = [
+                visualizer._draw_sem_seg(photo, output.get(key), classes, palette, False)
+                for key in ("gt_sem_seg", "pred_sem_seg")
+                if key in output
+            ]
+            captions = CAPTIONS if len(halves) == 2 else CAPTIONS[-1:]
+            drawn = captioned(halves, captions)
+            mmcv.imwrite(mmcv.rgb2bgr(drawn), str(target))  # creates the folders
             self._record.record(name.as_posix())
             self.written.append(target)
 
@@ -523,8 +531,9 @@ def infer_command(args: Sequence[str]) -> list[Path]:
     `out/STEM.png` and its class indices as `out/STEM_labels.png` (one channel, the value of a
     pixel is its class). The inferencer builds the model as mmseg's tools do (SyncBN reverted on
     CPU, class names from the checkpoint); its own file layout (`out/vis/NAME.jpg` under the
-    input's suffix, `out/pred/` numbered masks) is not used: overlay and prediction are taken
-    from it (`return_vis`) one image at a time, which also keeps a large folder out of memory."""
+    input's suffix, `out/pred/` numbered masks) is not used: the prediction is taken from it one
+    image at a time, which also keeps a large folder out of memory, and the overlay drawn from
+    it (`overlay`: mmseg's darkens the whole photo)."""
     import mmcv
     from mmseg.apis import MMSegInferencer
 
@@ -554,13 +563,18 @@ def infer_command(args: Sequence[str]) -> list[Path]:
     num_classes = len(inferencer.model.dataset_meta["classes"])
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for path, (overlay, labels) in zip(images, names, strict=True):
-        result = inferencer(str(path), return_vis=True, opacity=opacity)
-        mmcv.imwrite(mmcv.rgb2bgr(result["visualization"]), str(out / overlay))
-        record.record(overlay)
-        mmcv.imwrite(label_map(result["predictions"], num_classes), str(out / labels))
+    # the classes and palette mmseg's visualizer draws with (a checkpoint's own, else its data
+    # set's), as its `visualize` sets them
+    inferencer.visualizer.set_dataset_meta(**inferencer.model.dataset_meta)
+    meta = inferencer.visualizer.dataset_meta
+    for path, (drawn, labels) in zip(images, names, strict=True):
+        prediction = inferencer(str(path))["predictions"]
+        photo = mmcv.imread(str(path), channel_order="rgb")  # as the inferencer reads it
+        mmcv.imwrite(mmcv.rgb2bgr(overlay(photo, prediction, meta, opacity)), str(out / drawn))
+        record.record(drawn)
+        mmcv.imwrite(label_map(prediction, num_classes), str(out / labels))
         record.record(labels)
-        written.append(out / overlay)
+        written.append(out / drawn)
     print(
         f"segmented {len(written)} image(s) into {out}/: STEM.png (overlay) and "
         f"STEM{LABELS_SUFFIX} (class index per pixel, {num_classes} classes)"

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import statistics
+import textwrap
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,14 @@ from typing import Any
 import yaml
 
 from seglab.masking import looks_secret, mask_overrides, mask_text
-from seglab.run_dirs import TRACEBACK_FILE, name_order
+from seglab.run_dirs import TRACEBACK_FILE, name_order, short_keys
 
 SEED_KEY = "randomness.seed"
 COLUMNS = ["status", "mIoU", "best mIoU", "mAcc", "aAcc", "iter", "wall s"]
+# characters a line of a legend entry (three side by side) and of a panel's title holds
+LEGEND_WIDTH, TITLE_WIDTH = 44, 46
+# the least room above and below the validation values: one point is not drawn as a range
+MIOU_MARGIN = 0.5
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -184,13 +190,21 @@ def markdown(header: list[str], table: list[list[Any]]) -> str:
 
 
 def labels(runs: list[dict]) -> list[str]:
-    """A run's name in the plot: its varying settings, keys cut to their last component (the
-    run directory's name where nothing varies)."""
+    """A run's name in the plot: its varying settings as the table writes them, keys cut to
+    their shortest unambiguous tail; where no setting varies, the parts of its directory's path
+    that the other runs' lack (its directory's name for a single run)."""
     keys = varying_keys(runs)
-    return [
-        ", ".join(f"{k.split('.')[-1]}={_short(setting(r, k))}" for k in keys) or r["run_dir"].name
-        for r in runs
-    ]
+    if keys:
+        tails = short_keys(keys)
+        return [
+            ", ".join(f"{t}={setting(r, k)}" for t, k in zip(tails, keys, strict=True))
+            for r in runs
+        ]
+    if len(runs) == 1:
+        return [runs[0]["run_dir"].name.replace(",", ", ")]  # spaced: wrapped between overrides
+    parts = [re.split(r"[/,]", r["run_dir"].as_posix()) for r in runs]
+    shared = set.intersection(*map(set, parts))
+    return [", ".join(p for p in own if p not in shared) for own in parts]
 
 
 def plot(runs: list[dict], path: Path) -> None:
@@ -203,25 +217,30 @@ def plot(runs: list[dict], path: Path) -> None:
 
 def figure(runs: list[dict]) -> Any:
     """Loss and validation mIoU against the iteration and the best run's per-class IoU; each
-    run has one colour in every panel and a numbered legend entry (its row in the table)."""
+    run has one colour in every panel and a numbered legend entry (its row in the table). The
+    layout is matplotlib's constrained one: the legend below the panels and every title are
+    inside the figure, long names wrapped."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     runs = ordered(runs)  # numbered as the table lists them
     names = [f"{i}: {label}" for i, label in enumerate(labels(runs), 1)]
+    entries = [_wrap(name, LEGEND_WIDTH) for name in names]
     colours = _colours(len(runs))
-    legend_rows = -(-len(runs) // 3)
-    fig = plt.figure(figsize=(17, 5.5 + 0.22 * legend_rows))
+    # the legend's three columns, of wrapped entries: room for its lines below the panels
+    legend_lines = -(-sum(e.count("\n") + 1 for e in entries) // 3) + 1
+    fig = plt.figure(figsize=(17, 5.5 + 0.17 * legend_lines), layout="constrained")
     ax_loss, ax_miou, ax_class = fig.subplots(1, 3)
-    for r, name, colour in zip(runs, names, colours, strict=True):
+    for r, entry, colour in zip(runs, entries, colours, strict=True):
         if r["loss_curve"]:
             ax_loss.plot(*zip(*r["loss_curve"], strict=True), color=colour)
         if r["miou_curve"]:
             ax_miou.plot(*zip(*r["miou_curve"], strict=True), marker="o", color=colour)
         # a legend entry for every run, curves or not (a failed run is in the table too)
-        ax_miou.plot([], [], color=colour, marker="o", label=name)
+        ax_miou.plot([], [], color=colour, marker="o", label=entry)
     ax_loss.set(title="training loss", xlabel="iteration", ylabel="loss")
     ax_miou.set(title="validation mIoU", xlabel="iteration", ylabel="mIoU (%)")
     missing = {
@@ -230,8 +249,14 @@ def figure(runs: list[dict]) -> Any:
     }
     for ax, note in missing.items():
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations: no 19.75
         if not any(len(line.get_xdata()) for line in ax.lines):
             _note(ax, note)
+    validated = [v for r in runs for _, v in r["miou_curve"]]
+    if validated:  # matplotlib widens equal values (one validation) by 5% of them: 80 ± 4
+        low, high = min(validated), max(validated)
+        margin = max(MIOU_MARGIN, 0.05 * (high - low))
+        ax_miou.set_ylim(low - margin, high + margin)
     best = max((r for r in runs if r["mIoU"] is not None), key=lambda r: r["mIoU"], default=None)
     if best is not None and best["per_class"]:
         number = runs.index(best)
@@ -239,17 +264,22 @@ def figure(runs: list[dict]) -> Any:
         values = [best["per_class"][n] or 0 for n in classes]
         ax_class.bar(classes, values, color=colours[number])
         ax_class.set(
-            title=f"per-class IoU of the best run, {names[number]}"[:90]
+            title=_wrap(f"per-class IoU of the best run, {names[number]}", TITLE_WIDTH)
             + f"\n({best['mIoU']} mIoU)",
             ylabel="IoU (%)",
         )
         ax_class.tick_params(axis="x", rotation=45)
     else:
         _note(ax_class, "no finished run with per-class IoU")
-    fig.legend(*ax_miou.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
-    legend_height = min(0.6, (0.3 + 0.22 * legend_rows) / fig.get_figheight())
-    fig.tight_layout(rect=(0, legend_height, 1, 1))
+    fig.legend(*ax_miou.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
     return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    """`text` in lines of at most `width` characters, 3 at most (a name is cut, not the
+    figure)."""
+    lines = textwrap.wrap(text, width, break_on_hyphens=False, max_lines=3, placeholder=" ...")
+    return "\n".join(lines)
 
 
 def _colours(n: int) -> list[Any]:
@@ -268,14 +298,6 @@ def _note(ax: Any, text: str) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
-
-
-def _short(value: str) -> str:
-    """A swept number as 4 significant digits, for a legend."""
-    try:
-        return f"{float(value):.4g}"
-    except ValueError:
-        return value
 
 
 def failures(runs: list[dict]) -> str:

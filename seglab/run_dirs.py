@@ -151,7 +151,7 @@ def _named(overrides: list[str], written: str, swept: set[str]) -> str:
     """`run_name` of `overrides` (swept: the keys a sweep varies); `written` is what the hash
     is of."""
     pairs = [o.partition("=")[::2] for o in overrides]
-    keys = _short_keys([k.lstrip("+~") for k, _ in pairs])
+    keys = short_keys([k.lstrip("+~") for k, _ in pairs])
     order = sorted(range(len(pairs)), key=lambda i: name_order(pairs[i][0], swept))
     parts = [
         f"{keys[i]}={_short_value(pairs[i][1], keys[i])}" if "=" in overrides[i] else overrides[i]
@@ -200,7 +200,7 @@ def _safe(part: str) -> str:
     return _UNSAFE.sub("_", re.sub(r"[\[\]'\"]", "", part)).strip("_") or "_"
 
 
-def _short_keys(keys: list[str]) -> list[str]:
+def short_keys(keys: list[str]) -> list[str]:
     """Each dotted key as its shortest tail that no other key of the set ends with
     (`optim_wrapper.optimizer.lr` -> `lr`; two `.interval`s keep a component more)."""
     short = []

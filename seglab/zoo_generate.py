@@ -18,6 +18,7 @@ import functools
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,7 @@ def option_text(header: list[str], defaults: list[Any], body: dict) -> str:
 
 def model_option(rel: str) -> dict:
     base = evaluate(rel)
-    counts = collections.Counter(_values_of(base["model"], "num_classes"))
+    counts = collections.Counter(values_of(base["model"], "num_classes"))
     shared = {"norm_cfg": base.get("norm_cfg"), "data_preprocessor": base.get("data_preprocessor")}
     if counts:
         shared["dataset.num_classes"] = counts.most_common(1)[0][0]
@@ -147,12 +148,12 @@ def model_option(rel: str) -> dict:
     return body
 
 
-def _values_of(node: Any, key: str) -> list[Any]:
+def values_of(node: Any, key: str) -> list[Any]:
     if isinstance(node, dict):
         own = [node[key]] if key in node else []
-        return own + [v for child in node.values() for v in _values_of(child, key)]
+        return own + [v for child in node.values() for v in values_of(child, key)]
     if isinstance(node, (list, tuple)):
-        return [v for child in node for v in _values_of(child, key)]
+        return [v for child in node for v in values_of(child, key)]
     return []
 
 
@@ -295,16 +296,23 @@ def plan(bases: list[str], target: dict, choices: dict[str, dict]) -> tuple[str 
 
 
 def experiment_text(
-    conf: Path, parent: str | None, picks: dict, target: dict, header: list[str]
+    conf: Path,
+    parent: str | None,
+    picks: dict,
+    target: dict,
+    header: list[str],
+    seed: Callable[[dict], dict] | None = None,
 ) -> tuple[str, list[str], list[str], dict]:
-    """(the experiment file, the _delete_ nodes it includes, its notes, its group choices)."""
+    """(the experiment file, the _delete_ nodes it includes, its notes, its group choices).
+    `seed(target)`: the `dataset` node the solver starts from where no data set option is
+    picked (default `seed_dataset`: the heads' class count and the crop)."""
     overrides = [f"experiment={parent}"] if parent else []
     # `~group`: the group left out, as `override /group: null` does in the file
     overrides += [f"~{g}" if o is None else f"{g}={o}" for g, o in picks.items()]
     base, choices = compose_plain(overrides)
     work = dict(base)
     if "dataset" not in work:
-        work["dataset"] = _seed_dataset(target)
+        work["dataset"] = (seed or seed_dataset)(target)
     solution = config_diff.solve(work, target, link=_linker)
     body, deletes = config_diff.patch(base, solution.work)
     for dotted in deletes:
@@ -346,9 +354,9 @@ def _entry(entry: Any) -> str:
     return str(entry)
 
 
-def _seed_dataset(target: dict) -> dict:
+def seed_dataset(target: dict) -> dict:
     """The shared values a config without a data set option still needs (its model links)."""
-    heads = collections.Counter(_values_of(target.get("model", {}), "num_classes"))
+    heads = collections.Counter(values_of(target.get("model", {}), "num_classes"))
     seed: dict[str, Any] = {}
     if heads:
         seed["num_classes"] = heads.most_common(1)[0][0]
@@ -375,10 +383,10 @@ def _quirks(rel: str, full: dict) -> list[str]:
             "kept as upstream builds it"
         )
     match = re.search(r"(\d+)x(\d+)$", stem)
-    crops = [tuple(c) for c in _values_of(full.get("train_dataloader", {}), "crop_size")]
+    crops = [tuple(c) for c in values_of(full.get("train_dataloader", {}), "crop_size")]
     named = (int(match.group(1)), int(match.group(2))) if match else None
     # a name ending in the test scale (dark-zurich-1920x1080) says nothing of the crop
-    scales = [tuple(c) for c in _values_of(full.get("test_dataloader", {}), "scale")]
+    scales = [tuple(c) for c in values_of(full.get("test_dataloader", {}), "scale")]
     if named and crops and not {named, named[::-1]} & {*crops, *scales}:
         notes.append(
             f"the name says {named[0]}x{named[1]}, the train pipeline crops "
@@ -393,7 +401,7 @@ def _quirks(rel: str, full: dict) -> list[str]:
             f"the LR schedule ends at {last_end}, training at {iters}; kept as upstream "
             "schedules it (train_cfg.max_iters does not move it here)"
         )
-    if "ohem" in stem and not _values_of(full.get("model", {}), "sampler"):
+    if "ohem" in stem and not values_of(full.get("model", {}), "sampler"):
         notes.append("the name says OHEM, no head has a sampler; kept as upstream trains it")
     return notes
 

@@ -1,13 +1,20 @@
 """The index of upstream's configs that `seglab list` prints: experiments/zoo-index.tsv.
 
 Written by the zoo generator from the evaluated configs and upstream's metafiles (published mIoU
-and weights), so listing the 681 experiments reads one small file and composes nothing.
+and weights), so listing the 681 experiments reads one small file and composes nothing. Two
+columns the index lacks are read at list time from files that load in a fraction of a second
+(composing or building 681 models would take minutes): upstream's training memory per GPU from
+the metafiles, and whether the experiment downloads weights when it starts, from its YAML files
+merged as Hydra merges them (tests/test_list_columns.py compares that with the export).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import importlib.util
 import io
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,23 +23,120 @@ import yaml
 
 from seglab.errors import ConfigError
 
-INDEX = Path(__file__).resolve().parent.parent / "experiments" / "zoo-index.tsv"
+REPO = Path(__file__).resolve().parent.parent
+INDEX = REPO / "experiments" / "zoo-index.tsv"
+CONF = REPO / "conf"
 COLUMNS = ("experiment", "dataset", "crop", "iters", "mIoU", "needs", "weights")
+SHOWN = ("experiment", "dataset", "crop", "iters", "mIoU", "mem(GB)", "pretrained", "needs")
+# a weights source with a scheme (https://, open-mmlab://, torchvision://, mmcls://) is fetched
+# when the model is built; anything else names a local file
+DOWNLOADED = re.compile(r"^[A-Za-z][\w+.-]*://")
+WEIGHTS_INITS = ("Pretrained", "Pretrained_Part")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where built: 5x faster
 
 
 def metafile_results(configs: Path) -> dict[str, dict[str, Any]]:
     """{config path relative to configs/: {"mIoU": ..., "weights": ...}} from the metafiles."""
     found: dict[str, dict[str, Any]] = {}
     for metafile in sorted(configs.glob("*/metafile.yaml")):
-        for model in yaml.safe_load(metafile.read_text()).get("Models", []):
+        for model in yaml.load(metafile.read_text(), Loader=_LOADER).get("Models", []):
             results = model.get("Results") or []
             results = [results] if isinstance(results, dict) else results
             miou = next(
                 (r["Metrics"]["mIoU"] for r in results if "mIoU" in r.get("Metrics", {})), None
             )
             rel = str(model.get("Config", "")).removeprefix("configs/")
-            found[rel] = {"mIoU": miou, "weights": model.get("Weights")}
+            memory = (model.get("Metadata") or {}).get("Memory (GB)")
+            found[rel] = {"mIoU": miou, "weights": model.get("Weights"), "memory": memory}
     return found
+
+
+def mmseg_configs() -> Path:
+    """The installed mmseg's configs/, found without importing mmseg (which imports torch)."""
+    spec = importlib.util.find_spec("mmseg")
+    if spec is None or spec.origin is None:
+        raise ConfigError("list: mmsegmentation is not installed; expected it (make install)")
+    return Path(spec.origin).parent / ".mim" / "configs"
+
+
+@functools.cache
+def _yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=_LOADER) or {}
+
+
+def _merge(into: Any, node: Any) -> Any:
+    """OmegaConf's merge on plain values: dicts key by key, anything else (null, a list)
+    replaces. New dicts only: the cached files stay as read."""
+    if isinstance(into, dict) and isinstance(node, dict):
+        return {**into, **{k: _merge(into.get(k), v) for k, v in node.items()}}
+    return node
+
+
+def _bodies(name: str, choices: dict) -> list[Any]:
+    """What experiment NAME merges after the group options, in Hydra's order: its parent's
+    files, its `_delete_` nulls, its own body. Its group overrides go into `choices` before its
+    parent's, which lose (Hydra keeps the first override of a group, and meets a file's own
+    before those of the files it includes)."""
+    data = _yaml(CONF / "experiment" / f"{name}.yaml")
+    entries = data.get("defaults", [])
+    for entry in entries:
+        if isinstance(entry, dict):
+            ((key, value),) = entry.items()
+            choices.setdefault(key.removeprefix("override /"), value)
+    own = {k: v for k, v in data.items() if k != "defaults"}
+    bodies: list[Any] = []
+    for entry in [*entries, *(["_self_"] if "_self_" not in entries else [])]:
+        if entry == "_self_":
+            bodies.append(own)
+        elif isinstance(entry, str) and entry.startswith("/experiment/"):
+            bodies += _bodies(entry.removeprefix("/experiment/"), choices)
+        elif isinstance(entry, str) and entry.startswith("/_delete_/"):
+            bodies.append(_yaml(CONF / "_delete_" / f"{entry.removeprefix('/_delete_/')}.yaml"))
+    return bodies
+
+
+def start_config(name: str) -> dict:
+    """`model` and `load_from` of experiment NAME as Hydra composes them (no other group option
+    sets them), unresolved: enough to see which weights it loads."""
+    choices: dict[str, Any] = {}
+    bodies = _bodies(name, choices)
+    defaults = _yaml(CONF / "config.yaml")["defaults"]
+    model = choices.get("model", next(d["model"] for d in defaults if "model" in d))
+    merged: Any = _yaml(CONF / "model" / f"{model}.yaml") if model else {}
+    for body in bodies:
+        merged = _merge(merged, body)
+    return {k: merged.get(k) for k in ("model", "load_from")}
+
+
+def weight_sources(cfg: dict) -> list[str]:
+    """Every weights file `cfg` loads: a `pretrained` of the model, an init_cfg of type
+    Pretrained(_Part) anywhere in it, `load_from`."""
+
+    def walk(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            own = node.get("checkpoint") if node.get("type") in WEIGHTS_INITS else None
+            found = [own] if isinstance(own, str) else []
+            for key, value in node.items():
+                if key == "pretrained" and isinstance(value, str):
+                    found.append(value)
+                else:
+                    found += walk(value)
+            return found
+        if isinstance(node, (list, tuple)):
+            return [s for v in node for s in walk(v)]
+        return []
+
+    load_from = cfg.get("load_from")
+    return walk(cfg.get("model")) + ([load_from] if isinstance(load_from, str) else [])
+
+
+def start_weights(name: str) -> str:
+    """`download` where experiment NAME fetches weights when it starts, `file` where it reads
+    a local weights file only, `none` where it trains from scratch."""
+    sources = weight_sources(start_config(name))
+    if any(DOWNLOADED.match(s) for s in sources):
+        return "download"
+    return "file" if sources else "none"
 
 
 def index_row(name: str, cfg: dict, dataset_option: str | None, published: dict) -> dict:
@@ -85,11 +189,20 @@ def list_command(args: Sequence[str]) -> None:
     rows = [r for r in read_index() if all(p.lower() in r["experiment"].lower() for p in args)]
     if not rows:
         raise ConfigError(f"list {' '.join(args)}: no experiment matches; try a shorter pattern")
-    shown = ("experiment", "dataset", "crop", "iters", "mIoU", "needs")
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in shown}
-    print("  ".join(c.ljust(widths[c]) for c in shown).rstrip())
+    published = metafile_results(mmseg_configs())
     for row in rows:
-        print("  ".join(str(row[c]).ljust(widths[c]) for c in shown).rstrip())
+        memory = published.get(f"{row['experiment']}.py", {}).get("memory")
+        row["mem(GB)"] = "" if memory is None else memory
+        row["pretrained"] = start_weights(row["experiment"])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in SHOWN}
+    print("  ".join(c.ljust(widths[c]) for c in SHOWN).rstrip())
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in SHOWN).rstrip())
         if row["weights"]:
             print(f"    weights: {row['weights']}")
+    print("mem(GB): per GPU in upstream's training, at its batch and crop (its metafile)")
+    print(
+        "pretrained: download = weights fetched when training starts (pretrained=false "
+        "trains from scratch), file = a local weights file it names, none = from scratch"
+    )
     print(f"{len(rows)} experiments; run one with `python -m seglab experiment=NAME`")

@@ -7,11 +7,17 @@ import json
 import os
 from pathlib import Path
 
+import mmcv
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.structures import PixelData
 from mmseg.apis import inference_model, init_model
+from mmseg.registry import DATASETS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+from mmseg.visualization import SegLocalVisualizer
 from PIL import Image
 
 from seglab.cli import main
@@ -83,6 +89,86 @@ def test_infer_writes_an_overlay_and_a_label_map_per_image(trained_run, tmp_path
     expected = inference_model(model, str(image)).pred_sem_seg.data[0].numpy()
     labels = np.asarray(Image.open(tmp_path / "out" / f"{image.stem}_labels.png"))
     assert labels.dtype == np.uint8 and np.array_equal(labels, expected)
+    # the photo keeps its brightness where the prediction is background (the run predicts only
+    # it after 20 iterations), read as the inferencer reads it
+    overlay = np.asarray(Image.open(tmp_path / "out" / f"{image.stem}.png"))
+    background = labels == 0
+    photo = mmcv.imread(str(image), channel_order="rgb")
+    assert background.any() and np.array_equal(overlay[background], photo[background])
+
+
+@pytest.mark.train
+def test_an_overlay_blends_the_classes_and_leaves_the_background_as_the_photo(trained_run):
+    """A validation image's own labels as the prediction (background, three shapes, 255 for
+    the unlabelled outlines): a shape's pixels are blended as mmseg's visualizer blends them,
+    the background's and the outlines' are the photo's, where mmseg's overlay greys them."""
+    from seglab.drawings import overlay
+
+    image = next(validation_images().glob("*.jpg"))
+    annotation = image.parent.parent.parent / "annotations" / "validation" / f"{image.stem}.png"
+    prediction = np.asarray(Image.open(annotation)).astype(np.int64) - 1  # reduce_zero_label
+    prediction[prediction < 0] = 255
+    shapes = (prediction > 0) & (prediction < 4)
+    assert shapes.any() and (prediction == 0).any() and (prediction == 255).any()
+    photo = mmcv.imread(str(image), channel_order="rgb")
+    visualizer = plain_visualizer(trained_run, alpha=0.5)
+    sample = SegDataSample(pred_sem_seg=PixelData(data=torch.from_numpy(prediction)[None]))
+    theirs = mmseg_drawing(
+        visualizer, photo, sample, Path("mmseg.png"), draw_gt=False, with_labels=False
+    )
+    ours = overlay(photo, prediction, visualizer.dataset_meta, 0.5)
+    assert np.array_equal(ours[shapes], theirs[shapes])
+    assert np.array_equal(ours[~shapes], photo[~shapes])
+    assert not np.array_equal(theirs[~shapes], photo[~shapes])
+
+
+def plain_visualizer(run_dir: Path, alpha: float = 0.8) -> SegLocalVisualizer:
+    """mmseg's visualizer with the run's classes and palette, as its test and inferencer
+    build it (alpha: the opacity of the class colours)."""
+    meta = Config.fromfile(str(run_dir / "config.py")).test_dataloader.dataset.metainfo
+    visualizer = SegLocalVisualizer(name=f"plain-{alpha}", alpha=alpha)
+    visualizer.dataset_meta = dict(classes=meta.classes, palette=meta.palette)
+    return visualizer
+
+
+def mmseg_drawing(visualizer: SegLocalVisualizer, photo, sample, path: Path, **options):
+    """What mmseg's `add_datasample` writes for `sample`, as an RGB array."""
+    visualizer.add_datasample(path.stem, photo, sample, out_file=str(path), **options)
+    return mmcv.imread(str(path), channel_order="rgb")
+
+
+@pytest.mark.train
+def test_show_dir_drawings_name_their_halves_and_hide_no_object(trained_run, tmp_path):
+    """Each drawing is mmseg's ground truth | prediction pair without its class-name boxes
+    (which cover a small object: the pair with them differs), enlarged 4 times (64 pixels are
+    under 200), below a white band that holds a caption over each half."""
+    main(["test", f"run_dir={trained_run}", f"show_dir={tmp_path / 'shown'}"])
+    image = next(validation_images().glob("*.jpg"))
+    drawn = mmcv.imread(str(tmp_path / "shown" / f"{image.stem}.png"), channel_order="rgb")
+
+    config = Config.fromfile(str(trained_run / "config.py"))
+    register_all_modules()
+    test_set = DATASETS.build(config.test_dataloader.dataset)
+    (sample,) = [
+        test_set[i]["data_samples"]
+        for i in range(len(test_set))
+        if Path(test_set.get_data_info(i)["img_path"]).name == image.name
+    ]
+    model = init_model(str(trained_run / "config.py"), str(trained_run / "iter_20.pth"), "cpu")
+    sample.pred_sem_seg = inference_model(model, str(image)).pred_sem_seg
+    photo = mmcv.imread(str(image), channel_order="rgb")
+    visualizer = plain_visualizer(trained_run)
+    plain = mmseg_drawing(visualizer, photo, sample, tmp_path / "plain.png", with_labels=False)
+    boxed = mmseg_drawing(visualizer, photo, sample, tmp_path / "boxed.png")
+    assert plain.shape == (64, 128, 3) and not np.array_equal(plain, boxed)
+
+    band = drawn.shape[0] - 4 * 64
+    assert drawn.shape[1] == 4 * 128 and band > 0
+    assert np.array_equal(drawn[band:], plain.repeat(4, axis=0).repeat(4, axis=1))
+    left, right = drawn[:band, :256], drawn[:band, 256:]
+    for caption in (left, right):  # white, with dark letters in it
+        assert (caption.min(axis=2) < 100).sum() > 50 and (caption == 255).all(axis=2).mean() > 0.7
+    assert not np.array_equal(left, right), "two different captions"
 
 
 @pytest.mark.train

@@ -9,6 +9,7 @@ import pytest
 from seglab.cli import main as seglab_main
 from seglab.compose import CONF_DIR
 from seglab.parity import UPSTREAM_CONFIGS
+from seglab.zoo_generate import values_of
 
 EXPERIMENTS = CONF_DIR / "experiment"
 
@@ -43,6 +44,39 @@ train_dataloader = dict(dataset=dict(data_root=data_root, pipeline=train_pipelin
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
 optim_wrapper = dict(_delete_=True, type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4))
+"""
+
+# a data set written inline, on upstream's bases named `mmseg::` (mmengine then marks each of
+# their dicts with `_scope_='mmseg'`): no data set option gives the shared values
+OWN_DATA_CONFIG = """
+_base_ = ['mmseg::_base_/models/fcn_r50-d8.py', 'mmseg::_base_/default_runtime.py',
+          'mmseg::_base_/schedules/schedule_20k.py']
+data_root = '/data/mine'
+crop_size = (256, 320)
+metainfo = dict(classes=('bg', 'road', 'car'), palette=[[0, 0, 0], [128, 64, 128], [0, 0, 142]])
+model = dict(data_preprocessor=dict(size=crop_size),
+             decode_head=dict(num_classes=3), auxiliary_head=dict(num_classes=3))
+train_pipeline = [
+    dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(640, 480), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(640, 480)),
+                 dict(type='LoadAnnotations'), dict(type='PackSegInputs')]
+train_dataloader = dict(
+    batch_size=4, num_workers=2, sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
+                 data_prefix=dict(img_path='img/train', seg_map_path='ann/train'),
+                 pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1, num_workers=2, sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
+                 data_prefix=dict(img_path='img/val', seg_map_path='ann/val'),
+                 pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
 """
 
 
@@ -134,3 +168,32 @@ def test_a_value_yaml_cannot_hold_is_one_line_naming_its_key(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "model.decode_head.extra=({'a': 1},)" in err and "cannot express" in err
+
+
+@pytest.mark.parametrize(
+    ("config", "crop"), [(OWN_DATA_CONFIG, (256, 320)), (USER_CONFIG, (640, 640))]
+)
+def test_an_imported_config_takes_the_shared_data_root_and_crop(
+    tmp_path, out_name, capsys, config, crop
+):
+    """The user's root and crop are the experiment's `dataset.*` values, written once, so
+    that overriding them reaches every loader and every crop, as in a zoo experiment."""
+    from seglab.convert import overrides_to_config
+
+    (tmp_path / "my_base.py").write_text(USER_BASE)
+    (tmp_path / "mine.py").write_text(config)
+    seglab_main(["import", str(tmp_path / "mine.py"), f"out={EXPERIMENTS}/{out_name}.yaml"])
+    assert "exports a config equal to" in capsys.readouterr().out
+    text = (EXPERIMENTS / f"{out_name}.yaml").read_text()
+    assert text.count("/data/mine") == 1 and "_scope_" not in text
+    assert f"crop_size: [{crop[0]}, {crop[1]}]" in text
+
+    mm = overrides_to_config(
+        [f"experiment={out_name}", "dataset.data_root=/other", "dataset.crop_size=[48,64]"]
+    ).to_dict()
+    loaders = {k: mm[k] for k in ("train_dataloader", "val_dataloader", "test_dataloader")}
+    roots = values_of(loaders, "data_root")
+    assert len(roots) == 3 and set(roots) == {"/other"}
+    crops = [*values_of(loaders, "crop_size"), mm["model"]["data_preprocessor"]["size"]]
+    assert len(crops) >= 2 and set(crops) == {(48, 64)}
+    assert "/data/mine" not in str(mm) and str(crop) not in str(mm)

@@ -11,7 +11,7 @@ from matplotlib.colors import to_hex
 from PIL import Image
 
 from seglab.cli import main
-from seglab.report import COLUMNS, figure, read_runs
+from seglab.report import COLUMNS, figure, read_runs, rows
 from seglab.run_dirs import TRACEBACK_FILE
 from tests.helpers.commands import QUICK, TRAINED_RUN, sweep
 
@@ -133,7 +133,7 @@ def test_report_of_runs_shows_what_varies_and_a_failed_runs_error(trained_run_co
     curve, *entries = ax_miou.lines
     assert colour(loss) == colour(curve) == colour(entries[0]) != colour(entries[1])
     assert {to_hex(bar.get_facecolor()) for bar in ax_class.patches} == {colour(loss)}
-    assert legend(fig)[0] in ax_class.get_title()
+    assert legend(fig)[0] in ax_class.get_title().replace("\n", " ")  # wrapped to fit
 
     # a run that logged no loss: the panel says so instead of staying empty
     ax_loss, ax_miou, ax_class = figure(read_runs(failed)).axes
@@ -150,3 +150,83 @@ def test_the_plot_of_many_runs_keeps_its_legend(trained_run):
     (_, ax_miou, _) = fig.axes
     curves = [line for line in ax_miou.lines if len(line.get_xdata())]
     assert len(curves) == 13 and len({colour(line) for line in curves}) == 13
+
+
+def copies(trained_run: Path, names: list[str], overrides: list[list[str]] | None = None) -> Path:
+    """Copies of the trained run (without checkpoints) under runs/NAME; each copy's
+    .hydra/overrides.yaml gets its own extra overrides, as if its command had them."""
+    for i, name in enumerate(names):
+        copy = Path("runs", name)
+        shutil.copytree(trained_run, copy, ignore=shutil.ignore_patterns("*.pth"))
+        if overrides:
+            listed = copy / ".hydra" / "overrides.yaml"
+            listed.write_text(listed.read_text() + "".join(f"- {o}\n" for o in overrides[i]))
+    return Path("runs")
+
+
+def inside(fig, artist) -> bool:
+    """Whether `artist` is drawn within the figure's edges (none of it clipped)."""
+    box = artist.get_window_extent(fig.canvas.get_renderer())
+    edge = fig.bbox
+    return edge.x0 <= box.x0 and box.x1 <= edge.x1 and edge.y0 <= box.y0 and box.y1 <= edge.y1
+
+
+@pytest.mark.train
+def test_the_legend_and_the_titles_lie_inside_the_figure(trained_run):
+    """A run alone, named in the per-class panel's title by its long directory name, and 12 runs
+    that differ in a long data_root: every title and the legend are inside the figure."""
+    fig = figure(read_runs(trained_run))
+    fig.canvas.draw()
+    assert all(inside(fig, ax.title) for ax in fig.axes) and inside(fig, fig.legends[0])
+
+    roots = [
+        [f"dataset.data_root=/data/{'a-long-way-down/' * 6}set{i}/ADEChallengeData2016"]
+        for i in range(12)
+    ]
+    fig = figure(read_runs(copies(trained_run, [f"r{i}" for i in range(12)], roots)))
+    fig.canvas.draw()
+    assert len(legend(fig)) == 12 and inside(fig, fig.legends[0])
+    assert all(inside(fig, ax.title) for ax in fig.axes)
+
+
+@pytest.mark.train
+def test_legend_entries_hold_what_differs_written_as_in_the_table(trained_run):
+    """The same command run twice (NAME, NAME-2): the entries hold the part of the directory
+    names that differs, not the overrides both share. Runs that differ in a learning rate with
+    many digits: the entry writes it as the table does."""
+    name = trained_run.name
+    fig = figure(read_runs(copies(trained_run, [name, f"{name}-2"])))
+    tail = name.rsplit(",", 1)[-1]
+    assert legend(fig) == [f"1: {tail}", f"2: {tail}-2"]
+
+    shutil.rmtree("runs")
+    lrs = [
+        ["optim_wrapper.optimizer.lr=0.0012345678901234567"],
+        ["optim_wrapper.optimizer.lr=0.01"],
+    ]
+    runs = read_runs(copies(trained_run, ["a", "b"], lrs))
+    header, table = rows(runs)
+    column = header.index("optim_wrapper.optimizer.lr")
+    assert [f"lr={row[column]}" for row in table] == [
+        e.split(": ", 1)[1] for e in legend(figure(runs))
+    ]
+    assert "lr=0.0012345678901234567" in legend(figure(runs))[0].replace("\n", "")
+
+
+@pytest.mark.train
+def test_a_single_validation_is_drawn_as_a_point_not_a_range(trained_run):
+    """A run that validated once (its first validation left out of its scalars.json): the mIoU
+    axis holds the point with half a point of room either side, and the iteration axis whole
+    numbers."""
+    runs = copies(trained_run, ["once"])
+    (scalars,) = runs.glob("once/*/vis_data/scalars.json")
+    lines = scalars.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if '"mIoU"' in line)
+    scalars.write_text("\n".join(lines[:first] + lines[first + 1 :]) + "\n")
+    (run,) = read_runs(runs)
+    ((step, miou),) = run["miou_curve"]
+    _, ax_miou, _ = figure([run]).axes
+    low, high = ax_miou.get_ylim()
+    assert low < miou < high and high - low <= 1.0 + 1e-9
+    ticks = [t for t in ax_miou.get_xticks() if ax_miou.get_xlim()[0] <= t <= ax_miou.get_xlim()[1]]
+    assert step in ticks and all(float(t).is_integer() for t in ticks)
