@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -38,7 +39,9 @@ COMMAND_HELP = {
     "infer": "image= is one image or a folder of them. Writes out/NAME.png (overlay) and\n"
     "out/NAME_labels.png (class index per pixel) per image. config= defaults to the\n"
     "checkpoint's folder's config.py; opacity=0.5 is the overlay's.",
-    "list": "Each PATTERN is a part of the name that must appear (segformer ade20k).",
+    "list": "Each PATTERN is a part of the name that must appear (segformer ade20k). Columns:\n"
+    "upstream's mIoU, crop, iterations, training memory per GPU, what a run needs, and\n"
+    "whether its pretrained weights are downloaded when it starts (pretrained=false: none).",
     "import": "Writes experiments/NAME.yaml (or out=PATH), to train as experiment=NAME.",
     "env": "Versions, CUDA and mmcv's compiled ops; exits 2 with the reason when one is wrong.",
 }
@@ -255,3 +258,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             COMMANDS[name](args)
     except ConfigError as err:
         exit_with_error(err)
+    except BrokenPipeError:  # `seglab list | head`: the reader has all it wanted
+        # Python's own advice: no more writes to the closed pipe, also not at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None

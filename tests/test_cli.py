@@ -3,6 +3,9 @@ before a run directory or a model is touched."""
 
 from __future__ import annotations
 
+import os
+import shlex
+
 import pytest
 
 from seglab.cli import COMMANDS, main
@@ -78,3 +81,23 @@ def test_a_word_that_is_no_command_says_what_is_expected(capsys):
     line = error_line(["segformer"], capsys)
     assert "no command 'segformer'; expected one of train, export" in line
     assert "KEY=VALUE overrides" in line
+
+
+@pytest.mark.processes
+def test_a_listing_cut_short_by_its_reader_ends_quietly():
+    """`seglab list | head -1`: the pipe closes after a line; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    from tests.helpers.commands import REPO
+
+    shell = f"{shlex.quote(sys.executable)} -m seglab list | head -1"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", shell],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
