@@ -208,18 +208,22 @@ def test_error_lines_mask_the_values_they_resolve(capsys):
 
 
 def test_what_interpolates_a_secret_is_masked_in_the_run_directory(capsys):
-    """The run directory is named and Hydra's record written before the error stops the run."""
+    """The directory is named and Hydra's record written before the error stops the run: a
+    single run's refusal leaves none, a sweep keeps its failed job's."""
     args = [
         "optim_wrapper.optimizer.lr=${oc.env:SEGLAB_TEST_LR}",
         "+db.password=${oc.env:SEGLAB_TEST_DB}",
         "+db.dsn=postgres://u:${db.password}@h/db",
     ]
     line = error_line(args, capsys)
-    (run_dir,) = Path("outputs/runs").iterdir()
-    assert "dsn=masked-" in run_dir.name and ENV_DB not in run_dir.name, run_dir.name
-    for path in files(run_dir):  # .hydra/hydra.yaml holds the run directory's name
-        assert not holding(path, [ENV_DB, ENV_LR]), path
     assert ENV_LR not in line
+    assert list(Path("outputs/runs").iterdir()) == []
+    code, summary = sweep(args)
+    assert code == 1 and summary["failed"] == 1
+    sweep_dir = Path(summary["jobs"][0]["run_dir"]).parent
+    assert "dsn=postgres___masked-" in sweep_dir.name and ENV_DB not in sweep_dir.name
+    for path in files(sweep_dir):  # .hydra/hydra.yaml holds the directory's name
+        assert not holding(path, [ENV_DB, ENV_LR]), path
 
 
 def test_the_header_and_wandb_get_masked_overrides_and_config():
