@@ -399,7 +399,7 @@ def _missing_run_dir(changes: Mapping[str, Any]) -> ConfigError:
 
 
 def evaluate_command(args: Sequence[str]) -> dict:
-    from seglab.train import release_singletons
+    from seglab.train import release_singletons, stop_loader_workers
 
     options, changes = split_options(args, TEST_OPTIONS)
     if "run_dir" not in options:
@@ -414,10 +414,13 @@ def evaluate_command(args: Sequence[str]) -> dict:
     if options.get("show_dir"):
         check_show_dir(options["show_dir"], cfg)
         check_writable(Path(options["show_dir"]), "show_dir")
+    runner = None
     try:
         runner = SeglabRunner.from_cfg(cfg)  # the quieter console training has
         metrics = runner.test()
     finally:
+        if runner is not None:  # persistent workers would keep the process from exiting
+            stop_loader_workers(runner)
         release_singletons(cfg)
     out = run_dir / ("test_metrics_tta.json" if tta else "test_metrics.json")
     record = {"checkpoint": cfg.load_from, **{k: hooks.json_value(v) for k, v in metrics.items()}}

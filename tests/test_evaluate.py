@@ -21,7 +21,7 @@ from mmseg.visualization import SegLocalVisualizer
 from PIL import Image
 
 from seglab.cli import main
-from tests.helpers.commands import error_line
+from tests.helpers.commands import error_line, run_seglab
 
 
 def digest(path: Path) -> str:
@@ -236,3 +236,18 @@ def test_a_run_directory_without_checkpoints_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["test", f"run_dir={tmp_path}"])
     assert "holds no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.processes
+def test_seglab_test_with_persistent_loader_workers_exits(trained_run_copy):
+    """Upstream's test loaders keep 2 persistent workers: `seglab test` printed its metrics
+    and then never exited (the workers ignore SIGTERM and SIGINT, see preemption.py)."""
+    args = [
+        "test",
+        f"run_dir={trained_run_copy}",
+        "test_dataloader.num_workers=2",
+        "test_dataloader.persistent_workers=true",
+    ]
+    done = run_seglab(args, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "test metrics: " in done.stdout

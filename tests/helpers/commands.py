@@ -114,7 +114,10 @@ def seglab_process(args: list[str]) -> subprocess.Popen:
 
 
 def run_seglab(
-    args: list[str], memory_limit: int | None = None, cpus: set[int] | None = None
+    args: list[str],
+    memory_limit: int | None = None,
+    cpus: set[int] | None = None,
+    timeout: int = 300,
 ) -> subprocess.CompletedProcess:
     """`python -m seglab ARGS` to its end (under an address-space limit, on the given CPUs)."""
 
@@ -129,7 +132,7 @@ def run_seglab(
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
-        timeout=300,
+        timeout=timeout,
         preexec_fn=limit,
     )
 
