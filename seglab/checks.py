@@ -184,6 +184,14 @@ def check_counts(cfg: Config) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             what = "a positive integer" if least == 1 else f"an integer from {least} up"
             raise ConfigError(f"{key}={value!r}: expected {what}")
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        settings = cfg.get(loader) or {}
+        if settings.get("persistent_workers") and settings.get("num_workers") == 0:
+            # torch's DataLoader raises this as the Runner builds the loader: a traceback
+            raise ConfigError(
+                f"{loader}.persistent_workers=true: needs {loader}.num_workers of 1 or more, "
+                f"and it is 0; set {loader}.persistent_workers=false as well"
+            )
 
 
 def check_backbone_depth(cfg: Config) -> None:
@@ -205,6 +213,14 @@ def check_backbone_depth(cfg: Config) -> None:
         )
 
 
+def _is_colour(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value)
+    )
+
+
 def check_palettes(cfg: Config) -> None:
     """A data set's colours, where its config gives them, are one per class: mmseg refuses
     any other count only when the data set is built, after the model."""
@@ -212,7 +228,16 @@ def check_palettes(cfg: Config) -> None:
         palette = (dataset.get("metainfo") or {}).get("palette")
         classes = dataset_classes(dataset)
         # none or empty: mmseg's dataset generates one colour per class
-        if not palette or classes is None or len(palette) == len(classes):
+        if not palette:
+            continue
+        bad = next((c for c in palette if not _is_colour(c)), None)
+        if bad is not None:
+            raise ConfigError(
+                f"{key}.metainfo.palette: holds {bad!r}; expected one [r, g, b] per class, each "
+                "a whole number from 0 to 255 (dataset.palette=[[0,0,0],[128,64,128],...]), or "
+                "dataset.palette=[] for mmseg's generated colours"
+            )
+        if classes is None or len(palette) == len(classes):
             continue
         raise ConfigError(
             f"{key}.metainfo.palette: {len(palette)} colours for {len(classes)} classes; "

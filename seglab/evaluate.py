@@ -399,6 +399,7 @@ def _missing_run_dir(changes: Mapping[str, Any]) -> ConfigError:
 
 
 def evaluate_command(args: Sequence[str]) -> dict:
+    from seglab.checks import check_counts
     from seglab.train import release_singletons, stop_loader_workers
 
     options, changes = split_options(args, TEST_OPTIONS)
@@ -410,6 +411,7 @@ def evaluate_command(args: Sequence[str]) -> dict:
     if checkpoint is not None and not checkpoint.is_file():
         raise ConfigError(f"checkpoint={str(checkpoint)!r} is not a file")
     cfg = config_of_run(run_dir, checkpoint, tta, options.get("show_dir"), changes)
+    check_counts(cfg)  # batch sizes and workers as the command line changed them
     check_files_as_they_load(cfg)  # a label beyond the classes is named, as in training
     if options.get("show_dir"):
         check_show_dir(options["show_dir"], cfg)

@@ -283,3 +283,33 @@ def test_a_crop_smaller_than_the_sliding_windows_stride_is_one_line(capsys):
     assert line.startswith("model.test_cfg.stride=[42, 42]: larger than the sliding window")
     assert line.endswith("e.g. model.test_cfg.stride=[21,21]")
     check_sliding_window(overrides_to_config([*args, "model.test_cfg.stride=[21,21]"]))
+
+
+@pytest.mark.parametrize(
+    ("palette", "shown"),
+    [("[128,64,128]", "holds 128"), ("[[0,0,0],[220,20,600]]", "holds [220, 20, 600]")],
+)
+def test_a_palette_that_is_not_colours_is_one_line(capsys, tmp_path, palette, shown):
+    """A flat [r, g, b] for the whole data set trained and then broke `seglab infer`; a value
+    over 255 was taken as it was."""
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1])
+    line = custom_data_error(root, capsys, f"dataset.palette={palette}")
+    assert shown in line and "each a whole number from 0 to 255" in line
+
+
+def test_persistent_workers_without_workers_is_one_line_whose_advice_works(capsys):
+    """torch raised it as the Runner built the loader, after the model: a traceback."""
+    from seglab.checks import check_counts
+    from seglab.convert import overrides_to_config
+
+    args = ["experiment=demo", "train_dataloader.num_workers=0"]
+    line = error_line(args, capsys)
+    assert "train_dataloader.persistent_workers=true: needs train_dataloader.num_workers" in line
+    assert line.endswith("set train_dataloader.persistent_workers=false as well")
+    check_counts(overrides_to_config([*args, "train_dataloader.persistent_workers=false"]))
+
+
+def test_seglab_test_with_persistent_workers_and_none_is_one_line(trained_run, capsys):
+    args = ["test", f"run_dir={trained_run}", "test_dataloader.persistent_workers=true"]
+    line = error_line(args, capsys, trained=True)
+    assert "test_dataloader.persistent_workers=true: needs test_dataloader.num_workers" in line
