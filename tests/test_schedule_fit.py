@@ -37,11 +37,34 @@ def build_schedule(mm) -> list[_ParamScheduler]:
 def test_a_short_run_fits_the_warmup_and_builds():
     mm, change = fitted(SEGFORMER, "train_cfg.max_iters=40")
     assert change == (
-        "param_scheduler.0.end=1, param_scheduler.1.begin=1 "
-        "(milestones scaled by max_iters=40/160000, upstream's)"
+        "param_scheduler.0.end=1, param_scheduler.1.begin=1, param_scheduler.0.start_factor=1 "
+        "(milestones scaled by max_iters=40/160000, upstream's; a warmup under 20 iterations "
+        "is none)"
     )
     linear, poly = build_schedule(mm)
     assert (linear.begin, linear.end, poly.begin, poly.end) == (0, 1, 1, 40)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "max_iters"),
+    [(SEGFORMER, 20), (SEGFORMER, 400), (BISENET, 20), (BISENET, 900)],
+)
+def test_after_a_fitted_warmup_the_run_trains_at_its_rate(experiment, max_iters):
+    """mmengine's LinearLR over N iterations ends at (N-1)/N of its way, and PolyLR goes on from
+    there: a 20-iteration SegFormer run had trained at 1e-6 of its rate throughout, BiSeNetV1's
+    at a tenth. Fitted warmups of under 20 iterations are none."""
+    mm, change = fitted(experiment, f"train_cfg.max_iters={max_iters}")
+    assert change is not None
+    schedulers = build_schedule(mm)
+    optimizer = schedulers[0].optimizer
+    base = optimizer.param_groups[0]["initial_lr"]
+    warmup_end = schedulers[0].end
+    for _ in range(warmup_end):
+        for scheduler in schedulers:
+            scheduler.step()
+    after = optimizer.param_groups[0]["lr"]
+    poly_left = (1 - warmup_end / max_iters) ** 1.0  # PolyLR has decayed a little by then
+    assert after >= 0.95 * base * poly_left, (after, base)
 
 
 def test_a_run_long_enough_keeps_every_milestone():
