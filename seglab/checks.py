@@ -384,7 +384,10 @@ def check_class_counts(cfg: Config) -> None:
                 raise ConfigError(f"{head_key}.num_classes={num}: {what}, expected {expected}")
             raise ConfigError(
                 f"{head_key}.num_classes={num}: the data set ({key}.type={dataset['type']!r}) "
-                f"has {len(classes)} classes; set dataset.num_classes (every head follows it)"
+                f"has {len(classes)} classes ({', '.join(map(str, classes[:6]))}"
+                f"{', ...' if len(classes) > 6 else ''}); name your classes with "
+                "dataset.classes=[a,b,...] (dataset=custom: every head follows their count), or "
+                f"set dataset.num_classes={len(classes)}"
             )
 
 

@@ -116,7 +116,10 @@ class PreemptionHook(Hook):
             if is_main_process():
                 (Path(runner.work_dir) / "last_checkpoint").write_text(str(checkpoint))
         stop = Preempted(checkpoint.name, iteration, during, self._stop_signal)
-        runner.logger.warning(stop.line("the same command continues it"))
+        # the log's line; the terminal's names the exact command (train.how_to_continue)
+        runner.logger.warning(
+            stop.line("its command with resume=true (a sweep's: run again) continues it")
+        )
         raise stop
 
     def _any_rank_signalled(self) -> bool:

@@ -313,3 +313,15 @@ def test_seglab_test_with_persistent_workers_and_none_is_one_line(trained_run, c
     args = ["test", f"run_dir={trained_run}", "test_dataloader.persistent_workers=true"]
     line = error_line(args, capsys, trained=True)
     assert "test_dataloader.persistent_workers=true: needs test_dataloader.num_workers" in line
+
+
+def test_a_class_count_without_class_names_names_the_key_that_sets_both(capsys, tmp_path):
+    """`dataset=custom dataset.num_classes=3` had been told to set dataset.num_classes."""
+    from seglab.checks import check_class_counts
+    from seglab.convert import overrides_to_config
+
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1, 2])
+    line = custom_data_error(root, capsys, "dataset.num_classes=3")
+    assert "has 2 classes (background, foreground)" in line and "dataset.classes=[" in line
+    args = ["experiment=demo", "dataset=custom", f"dataset.data_root={root}"]
+    check_class_counts(overrides_to_config([*args, "dataset.classes=[road,car,person]"]))

@@ -101,10 +101,12 @@ def test_ctrl_c_saves_where_it_stopped_and_prints_the_command_that_resumes():
             if match and int(match.group(1)) >= 3:
                 break
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=120)
+        out, err = process.communicate(timeout=120)
     finally:
         process.kill()
     assert process.returncode == 130, err[-3000:]
+    # the log's line says what the terminal's does: the same command alone starts a new run
+    assert "resume=true" in out and "the same command continues it" not in out
     (run_dir,) = Path("outputs/runs").iterdir()
     checkpoint = Path((run_dir / "last_checkpoint").read_text().strip()).name
     iteration = int(checkpoint.removeprefix("iter_").removesuffix(".pth"))
