@@ -29,6 +29,10 @@ FILE_ONLY_PREFIXES = (
     # one line per parameter a `paramwise_cfg.custom_keys` entry matches (the optimizer's
     # constructor): 207 for SegFormer-B0, thousands for larger backbones
     "paramwise_options -- ",
+    # the Runner's experiment name at each data-loader epoch's end (LoggerHook), and a resumed
+    # run's skipping of the batches it had trained (IterBasedTrainLoop)
+    "Exp name: ",
+    "Advance dataloader ",
 )
 # warnings mmseg 1.2.2 / mmengine 0.10.7 give on every run, about their own code
 KNOWN_WARNINGS = (

@@ -93,9 +93,13 @@ HOUSEKEEPING = re.compile(
 )
 # values that are long and say little in a name (a data set's class names and colours, a
 # path): they give way first, after housekeeping
-BULKY = re.compile(r"(^|\.)(classes|palette|data_root|data_prefix|ann_file)$")
-# the groups that say which model a run trains, first in a name
-MODEL_GROUPS = ("experiment", "model")
+BULKY = re.compile(
+    r"(^|\.)(classes|palette|data_root|data_prefix|ann_file|img_dir|ann_dir|train_split"
+    r"|val_split|img_suffix|seg_map_suffix)$"
+)
+# the groups that say which model a run trains, first in a name (with `pretrained`, whether
+# it starts from pretrained weights)
+MODEL_GROUPS = ("experiment", "model", "pretrained")
 # a zoo experiment's name after its model: `_4xb2-80k_cityscapes-512x1024` (GPUs x batch, ...)
 _AFTER_MODEL = re.compile(r"_\d+xb\d+.*$")
 # the sections whose changes say most about a run, in that order, before any other key

@@ -19,7 +19,12 @@ from tests.helpers.signals import seglab_in_own_group
 EXPERIMENTS = CONF_DIR / "experiment"
 ITERATION = re.compile(r"Iter\(train\) \[\s*(\d+)/")
 # what mmengine and mmseg print on every run, which the run's log keeps
-DUMPS = ("System environment:", "Config:", "Hooks will be executed in the following order")
+DUMPS = (
+    "System environment:",
+    "Config:",
+    "Hooks will be executed in the following order",
+    "Exp name: ",  # at each data-loader epoch's end: 16 images in batches of 4
+)
 DEPRECATIONS = ("``build_loss`` would be deprecated", "avg_non_ignore", '"FileClient" will be')
 
 

@@ -205,6 +205,7 @@ def test_run_names_keep_the_experiment_and_its_model():
         "dataset.classes=[road,car,person]",
         "dataset.palette=[[128,64,128],[0,0,142],[220,20,60]]",
         "dataset.data_root=/home/student/data/roads-2026",
+        *(f"dataset.{k}_dir={k}_dir" for k in ("img", "ann")),  # mmseg's layout
         "train_cfg.max_iters=40",
     ]
     names = [
@@ -219,9 +220,10 @@ def test_run_names_keep_the_experiment_and_its_model():
     # the bulky values give way first: after every other override, if at all
     for name in names:
         parts = name.rsplit("-", 1)[0].split(",")
-        assert "data_root" not in name and parts.index("max_iters=40") == 2, name
-    assert dirname(["experiment=demo", "model=fcn_unet-tiny"]).startswith(
-        "experiment=demo,model=fcn_unet-tiny"
+        assert parts.index("max_iters=40") == 2, name
+        assert all(p.split("=")[0] in ("ann_dir", "img_dir", "classes") for p in parts[3:]), name
+    assert dirname(["experiment=demo", "model=fcn_unet-tiny", "pretrained=false"]).startswith(
+        "experiment=demo,model=fcn_unet-tiny,pretrained=false"
     )
 
 
