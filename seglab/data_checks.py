@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import inspect
 import os
+import shlex
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,12 +30,22 @@ LABELS_SAMPLED_PER_SPLIT = 16
 # class the labels were saved with rather than for pixels left out: densely labelled data sets
 # (ADE20K, Cityscapes) leave out a small part of their pixels, 0/255 masks every object pixel.
 IGNORED_SHARE_OF_A_CLASS = 0.25
-# how to turn 0/255 masks (and any 0/1 ones among them) into 0/1 class indices, in place
+# how to turn 0/255 masks (and any 0/1 ones among them) into 0/1 class indices, in place: every
+# label under the folder that holds the splits' label folders, all splits at once
 TO_CLASS_INDICES = (
-    'python -c "import sys, numpy as np; from PIL import Image; '
+    'python -c "import glob, sys, numpy as np; from PIL import Image; '
     "[Image.fromarray((np.asarray(Image.open(p)) > 0).astype(np.uint8)).save(p) "
-    'for p in sys.argv[1:]]" {folder}/*{suffix}'
+    "for p in glob.glob(sys.argv[1] + '/**/*' + sys.argv[2], recursive=True)]\" "
+    "{folder} {suffix}"
 )
+
+
+def labels_folder(seg_map_path: str, data_root: str | None) -> str:
+    """The folder above a split's label folder (`ann_dir` of `ann_dir/train`), unless that is
+    the data set's root: there the split's own."""
+    parent = os.path.dirname(os.path.normpath(seg_map_path))
+    root = os.path.normpath(data_root) if data_root else None
+    return parent if parent and parent != root and os.path.isdir(parent) else seg_map_path
 
 
 def leaf_datasets(cfg: Config) -> Iterator[tuple[str, dict]]:
@@ -410,7 +421,10 @@ def _check_ignore_as_a_class(
     fix = f"save the labels as class indices {indices} ({ignore} only for pixels to ignore)" + (
         ", e.g. "
         + TO_CLASS_INDICES.format(
-            folder=instance.data_prefix.get("seg_map_path"), suffix=instance.seg_map_suffix
+            folder=shlex.quote(
+                labels_folder(instance.data_prefix.get("seg_map_path"), instance.data_root)
+            ),
+            suffix=shlex.quote(instance.seg_map_suffix),
         )
         if n == 2
         else ""

@@ -49,6 +49,28 @@ def test_binary_masks_saved_as_0_255_are_refused(capsys, tmp_path):
     assert "0/1" in line and "Image.open" in line  # how to convert them
 
 
+def test_the_suggested_conversion_of_0_255_masks_fixes_every_split(capsys, tmp_path):
+    """The command the line names, run as it is written, converts the training and the
+    validation labels (it had converted the training split only: a second refusal followed)."""
+    import subprocess
+    import sys
+
+    from seglab.checks import check_before_training
+    from seglab.convert import overrides_to_config
+
+    root = ade20k_folder(tmp_path / "data", labels=[0, 255])
+    args = [*QUICK, f"dataset.data_root={root}"]
+    line = error_line(args, capsys)
+    command = line.split("e.g. ", 1)[1]
+    assert command.startswith("python -c ")
+    shell = sys.executable + command.removeprefix("python")
+    subprocess.run(["bash", "-c", shell], check=True, timeout=60)
+    check_before_training(overrides_to_config(args))
+    for split in ("training", "validation"):
+        for label in files(root, "annotations", split):
+            assert set(np.unique(np.asarray(Image.open(label)))) <= {0, 1}, label
+
+
 def test_two_class_labels_with_ignored_pixels_are_accepted(tmp_path):
     from seglab.checks import check_before_training
     from seglab.convert import overrides_to_config
