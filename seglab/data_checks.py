@@ -95,9 +95,14 @@ def check_data_roots(cfg: Config) -> None:
     for key, dataset in leaf_datasets(cfg):
         root = dataset.get("data_root")
         if root and not os.path.isdir(root):
+            near = nearest_folder(root)
             raise ConfigError(
                 f"dataset.data_root={root!r} does not exist (read by {key}); "
-                "point it at your copy with dataset.data_root=PATH"
+                + (
+                    f"did you mean dataset.data_root={near}?"
+                    if near
+                    else "point it at your copy with dataset.data_root=PATH"
+                )
             )
         images = os.path.join(root or "", dataset.get("data_prefix", {}).get("img_path", ""))
         if not os.path.isdir(images):
@@ -109,6 +114,20 @@ def check_data_roots(cfg: Config) -> None:
                 f"{dataset['type']} folder layout under dataset.data_root={root!r}"
                 + (f"; it holds another layout: set {found}" if found else "")
             )
+
+
+def nearest_folder(path: str) -> str | None:
+    """The folder beside `path` whose name is closest to its name (`data/road` for
+    `data/roads`), or None."""
+    import difflib
+
+    parent, name = os.path.split(os.path.normpath(path))
+    try:
+        folders = [f for f in os.listdir(parent or ".") if os.path.isdir(os.path.join(parent, f))]
+    except OSError:
+        return None
+    match = difflib.get_close_matches(name, folders, n=1, cutoff=0.7)
+    return os.path.join(parent, match[0]) if match else None
 
 
 # folder names of the layouts researchers have (mmseg's img_dir/ann_dir, ADE20K's, VOC's...)

@@ -232,3 +232,10 @@ def test_png_folder_trains_at_its_own_size(capsys, tmp_path):
     assert exported.train_dataloader.dataset.img_suffix == ".png"
     assert exported.train_dataloader.dataset.pipeline[3]["crop_size"] == (32, 32)
     assert "seglab: warning" not in capsys.readouterr().err
+
+
+def test_a_mistyped_data_root_names_the_folder_meant(capsys, tmp_path):
+    root = ade20k_folder(tmp_path / "roads")
+    line = error_line([*CUSTOM, f"dataset.data_root={tmp_path / 'road'}"], capsys)
+    assert line.endswith(f"did you mean dataset.data_root={root}?"), line
+    checked([f"dataset.data_root={root}"])
