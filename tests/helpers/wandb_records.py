@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2
@@ -20,7 +21,21 @@ BLOCK = 32 * 1024
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
-def records(path: Path) -> list:
+def records(path: Path, wait: float = 30.0) -> list:
+    """The file's records, once wandb-core has written its last (`exit`): its process may still
+    be writing the final history rows after `wandb.finish()` has returned in the run's process
+    (seen under load: the last validation's images were missing, and there a minute later).
+    After `wait` seconds, what the file holds (a run that was killed writes no exit)."""
+    deadline = time.monotonic() + wait
+    while True:
+        parsed = _read(path)
+        ended = bool(parsed) and parsed[-1].WhichOneof("record_type") == "exit"
+        if ended or time.monotonic() > deadline:
+            return parsed
+        time.sleep(0.2)
+
+
+def _read(path: Path) -> list:
     data = path.read_bytes()
     assert data[:4] == b":W&B", "not a wandb run file"
     payloads, chunk, pos = [], b"", 7
