@@ -150,7 +150,7 @@ def layout_overrides(root: str) -> str | None:
     """The `dataset=custom` overrides that read the image and label folders found under
     `root` (`dataset.img_dir=img_dir dataset.ann_dir=ann_dir dataset.train_split=train
     dataset.val_split=val` for mmseg's layout), or None when no such pair is there."""
-    present = set(os.listdir(root))
+    present = {f for f in os.listdir(root) if os.path.isdir(os.path.join(root, f))}
     image = next((f for f in IMAGE_FOLDERS if f in present), None)
     label = next((f for f in LABEL_FOLDERS if f in present), None)
     if image is None or label is None:

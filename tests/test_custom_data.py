@@ -239,3 +239,16 @@ def test_a_mistyped_data_root_names_the_folder_meant(capsys, tmp_path):
     line = error_line([*CUSTOM, f"dataset.data_root={tmp_path / 'road'}"], capsys)
     assert line.endswith(f"did you mean dataset.data_root={root}?"), line
     checked([f"dataset.data_root={root}"])
+
+
+def test_a_file_named_like_an_image_folder_is_no_layout(capsys, tmp_path):
+    """A file `img_dir` beside the real image folder (a download cut short, a note): the look
+    for another layout passes over it, not a NotADirectoryError."""
+    root = mmseg_folder(tmp_path / "data", n=2)
+    (root / "img_dir").rename(root / "images")
+    (root / "img_dir").write_text("not a folder\n")
+    line = error_line([*CUSTOM, f"dataset.data_root={root}"], capsys)
+    assert line.endswith(
+        "set dataset.img_dir=images dataset.ann_dir=ann_dir dataset.train_split=train "
+        "dataset.val_split=val"
+    ), line
