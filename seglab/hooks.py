@@ -188,26 +188,50 @@ def _torch_random_state() -> dict:
 
 
 @HOOKS.register_module()
-class OptunaPruningHook(Hook):
-    """Reports each validation's mIoU to this job's Optuna trial and stops the run when the
-    study's pruner rejects it (the sweeper then records the trial as pruned, not failed)."""
+class OptunaTrialHook(Hook):
+    """This job's side of its Optuna trial: renews the trial's lease while the run trains (so
+    that no other worker takes the trial over while it lives, even if its sweeper dies), reports
+    each validation's mIoU, and stops the run when the study's pruner rejects it (the sweeper
+    then records the trial as pruned, not failed)."""
 
     priority = "LOW"
 
     def __init__(self, sweeper: dict, sweep_dir: str, trial_id: int) -> None:
         self.sweeper, self.sweep_dir, self.trial_id = sweeper, sweep_dir, trial_id
-        self._trial = None
+        self._study = None
+        self._lease = None
+
+    def study(self):
+        from omegaconf import OmegaConf
+
+        from seglab.study_storage import load_study
+
+        if self._study is None:
+            # the storage as written: `${oc.env:VAR}` in it is read here, in the job
+            sweeper = {**self.sweeper}
+            if sweeper.get("storage"):
+                sweeper["storage"] = OmegaConf.create({"url": sweeper["storage"]}).url
+            self._study = load_study(sweeper, self.sweep_dir)
+        return self._study
+
+    def before_run(self, runner) -> None:
+        from seglab.study_storage import Lease
+
+        self._lease = Lease(self.study()._storage, self.trial_id)
+
+    def after_run(self, runner) -> None:
+        if self._lease is not None:
+            self._lease.end()
 
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
         import optuna
 
-        from seglab.hparam_search import load_study
-
         if not metrics or "mIoU" not in metrics:
             return
-        if self._trial is None:
-            self._trial = optuna.Trial(load_study(self.sweeper, self.sweep_dir), self.trial_id)
+        trial = optuna.Trial(self.study(), self.trial_id)
         miou = round(float(metrics["mIoU"]), 4)
-        self._trial.report(miou, step=runner.iter)
-        if self._trial.should_prune():
+        trial.report(miou, step=runner.iter)
+        if trial.should_prune():
+            if self._lease is not None:
+                self._lease.end()
             raise optuna.TrialPruned(f"pruned at iteration {runner.iter} (mIoU={miou})")

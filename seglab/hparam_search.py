@@ -1,24 +1,21 @@
-"""Optuna studies for seglab's hyperparameter search: the search space, the study's storage,
-and a running job's trial (for pruning). The sweeper that drives them is a Hydra plugin:
-hydra_plugins/seglab_plugins/optuna_sweeper.py (its options: config.py there)."""
+"""Optuna for seglab's hyperparameter search: the search space, and a running job's trial (for
+its lease and pruning). The study's storage: study_storage.py. The sweeper that drives them is
+a Hydra plugin: hydra_plugins/seglab_plugins/optuna_sweeper.py (its options: config.py there)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
-from hydra.utils import instantiate
 
 if TYPE_CHECKING:  # optuna is imported where a study is used: it costs every run start-up
     import optuna
 
 # Set (through hydra.job.env_set) for each job the sweeper launches: the job's trial.
 TRIAL_ENV = "SEGLAB_OPTUNA_TRIAL_ID"
-STUDY_FILE = "optuna.db"
 
 
 def search_space(params: Mapping[str, str]) -> tuple[dict, list[str]]:
@@ -58,27 +55,8 @@ def search_space(params: Mapping[str, str]) -> tuple[dict, list[str]]:
     return distributions, fixed
 
 
-def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
-    """The study's storage: the sweeper's `storage`, else a sqlite file in the sweep dir."""
-    return storage or f"sqlite:///{Path(sweep_dir).resolve() / STUDY_FILE}"
-
-
-def load_study(sweeper_cfg: Mapping[str, Any], sweep_dir: str | Path) -> optuna.Study:
-    """The sweep's study, with the sampler and pruner its sweeper config names."""
-    import optuna
-
-    return optuna.create_study(
-        study_name=sweeper_cfg["study_name"],
-        storage=storage_url(sweeper_cfg.get("storage"), sweep_dir),
-        direction=sweeper_cfg.get("direction", "maximize"),
-        sampler=instantiate(sweeper_cfg["sampler"]) if sweeper_cfg.get("sampler") else None,
-        pruner=instantiate(sweeper_cfg["pruner"]) if sweeper_cfg.get("pruner") else None,
-        load_if_exists=True,
-    )
-
-
 def current_trial() -> dict[str, Any] | None:
-    """The pruning hook's arguments when this job is a trial of seglab's Optuna sweeper."""
+    """OptunaTrialHook's arguments when this job is a trial of seglab's Optuna sweeper."""
     trial_id = os.environ.get(TRIAL_ENV)
     if not trial_id:
         return None
@@ -87,4 +65,8 @@ def current_trial() -> dict[str, Any] | None:
 
     hydra_cfg = HydraConfig.get()
     sweeper = OmegaConf.to_container(hydra_cfg.sweeper, resolve=True, enum_to_str=True)
+    # the storage as written: a password read with ${oc.env:VAR} stays in the environment
+    # (the hook's arguments are kept in the run's config.py)
+    sweeper["storage"] = OmegaConf.to_container(hydra_cfg.sweeper, resolve=False)["storage"]
+    sweeper.pop("params", None)
     return {"sweeper": sweeper, "sweep_dir": str(hydra_cfg.sweep.dir), "trial_id": int(trial_id)}

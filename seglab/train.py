@@ -101,7 +101,7 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
         )
     trial = current_trial()
     if trial is not None:  # a job of seglab's Optuna sweeper
-        mm_cfg.custom_hooks.append(dict(type="OptunaPruningHook", **trial))
+        mm_cfg.custom_hooks.append(dict(type="OptunaTrialHook", **trial))
     # Logger, message hub and scope are named after the experiment, and the visualizer has a
     # name of its own: all unique per run, so runs in one process (a sweep) share none of them.
     mm_cfg.experiment_name = f"{run_dir.name}@{time.time_ns()}"

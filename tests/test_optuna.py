@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from tests.helpers.commands import QUICK, sweep
 
@@ -55,14 +56,34 @@ def test_relaunch_continues_the_study_and_asks_again_what_was_running():
     lr = interrupted.params["optim_wrapper.optimizer.lr"]
 
     code, summary = sweep([*SEARCH, NO_PRUNING, "hydra.sweeper.n_trials=4"])
-    # two more trials reach the four asked for; the summary keeps the first launch's two
-    assert (
-        code == 0 and [j.get("earlier", False) for j in summary["jobs"]] == [True] * 2 + [False] * 2
-    )
-    assert [j["trial"] for j in summary["jobs"]] == [0, 1, 3, 4]
+    # trial 2's worker is gone (the sqlite file is this launch's alone): it is failed and
+    # asked again as trial 3, in trial 2's directory; one more reaches the four asked for, and
+    # the summary lists the study's four counted trials
+    assert code == 0 and [j["trial"] for j in summary["jobs"]] == [0, 1, 3, 4]
+    assert [Path(j["run_dir"]).name for j in summary["jobs"]] == [
+        "trial-0",
+        "trial-1",
+        "trial-2",
+        "trial-4",
+    ]
     s = study()
     assert states(s) == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
     assert s.trials[3].params["optim_wrapper.optimizer.lr"] == lr
+
+
+@pytest.mark.train
+def test_a_launch_after_the_study_is_done_reports_it_and_its_failures():
+    """A launch that finds n_trials already run starts nothing and says what the study holds:
+    a study whose trials failed is not exit 0 (it was, with `0 finished, 0 failed`)."""
+    broken = [
+        *SEARCH,
+        NO_PRUNING,
+        "hydra.sweeper.n_trials=2",
+        "model.decode_head.loss_decode.loss_weight=nan",
+    ]
+    assert sweep(broken)[0] == 1
+    code, summary = sweep(broken)
+    assert code == 1 and (summary["finished"], summary["failed"]) == (0, 2)
 
 
 @pytest.mark.train
@@ -113,3 +134,39 @@ def test_the_preset_selects_the_optuna_sweeper_and_its_search_space():
     assert distributions["optim_wrapper.optimizer.lr"].log
     assert distributions["dataset.crop_size"].choices == ("[64,64]", "[80,80]")
     assert fixed == []
+
+
+def test_the_asha_preset_prunes_by_successive_halving_at_each_validation():
+    from seglab.compose import compose
+    from seglab.study_storage import load_study
+
+    config = compose(["experiment=demo", "hparams_search=demo_asha"])
+    sweeper = config.hydra.sweeper
+    assert sweeper.pruner._target_ == "optuna.pruners.SuccessiveHalvingPruner"
+    assert sweeper.pruner.min_resource == config.train_cfg.val_interval == 250
+    study = load_study(
+        {
+            **OmegaConf.to_container(sweeper, resolve=True, enum_to_str=True),
+            "storage": "sqlite:///asha.db",
+        },
+        ".",
+    )
+    assert isinstance(study.pruner, optuna.pruners.SuccessiveHalvingPruner)
+
+
+@pytest.mark.train
+def test_an_asha_search_reports_every_validation_and_counts_pruned_trials():
+    code, summary = sweep(
+        [
+            *QUICK,
+            "hparams_search=demo_asha",
+            "hydra.sweeper.n_trials=3",
+            "train_cfg.max_iters=4",
+            "train_cfg.val_interval=2",
+            "hydra.sweeper.pruner.min_resource=2",
+        ]
+    )
+    assert code == 0 and summary["finished"] + summary["pruned"] == 3
+    for trial in study().trials:
+        steps = sorted(trial.intermediate_values)
+        assert steps == ([2, 4] if trial.state.name == "COMPLETE" else [2])

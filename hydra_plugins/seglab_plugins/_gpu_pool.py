@@ -11,6 +11,7 @@ import queue
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,22 +35,26 @@ if TYPE_CHECKING:
     from hydra_plugins.seglab_plugins.gpu_pool_launcher import GPUPoolLauncher
 
 Job = TypeVar("Job")
+_POOL_LOCK = threading.Lock()
 Result = TypeVar("Result")
 
 
 def run_on_devices(
-    jobs: Sequence[Job], devices: Sequence[str], run_one: Callable[[Job, str], Result]
+    jobs: Sequence[Job],
+    devices: Sequence[str],
+    run_one: Callable[[Job, str], Result],
+    free: queue.Queue[str] | None = None,
 ) -> list[Result]:
     """`run_one(job, device)` for every job, each on a device no other running job holds.
 
     At most len(devices) jobs run at once; a job starts when a device frees up. Results come
-    back in the order of `jobs`.
+    back in the order of `jobs`. `free`: the queue of free devices, when calls running side by
+    side share the pool (the Optuna sweeper launches its trials one by one from n_jobs threads).
     """
     if not devices:
         raise ValueError("hydra.launcher.devices is empty: expected at least one GPU")
-    free: queue.Queue[str] = queue.Queue()
-    for device in devices:
-        free.put(device)
+    if free is None:
+        free = device_queue(devices)
 
     def on_a_free_device(job: Job) -> Result:
         device = free.get()
@@ -60,6 +65,13 @@ def run_on_devices(
 
     with ThreadPoolExecutor(max_workers=len(devices)) as pool:
         return list(pool.map(on_a_free_device, jobs))
+
+
+def device_queue(devices: Sequence[str]) -> queue.Queue[str]:
+    free: queue.Queue[str] = queue.Queue()
+    for device in devices:
+        free.put(device)
+    return free
 
 
 def visible_devices() -> list[str]:
@@ -123,7 +135,10 @@ def launch(
         return run_in_process(payload, {"CUDA_VISIBLE_DEVICES": device})
 
     jobs = [(initial_job_idx + i, o) for i, o in enumerate(job_overrides)]
-    return run_on_devices(jobs, devices, run_one)
+    with _POOL_LOCK:  # one pool per launcher, whichever thread launches first
+        if launcher.free_devices is None:
+            launcher.free_devices = device_queue(devices)
+    return run_on_devices(jobs, devices, run_one, launcher.free_devices)
 
 
 def run_in_process(payload: tuple, env: dict[str, str]) -> JobReturn:

@@ -1,5 +1,18 @@
-"""The Optuna search behind optuna_sweeper.py: asks the study for trials, launches them as
-sweep jobs, tells it their mIoU (or that they were pruned or failed).
+"""The Optuna search behind optuna_sweeper.py: one worker of a study that any number of
+workers may share. The worker asks the study for trials, launches each as a sweep job, and
+tells the study its mIoU (or that it was pruned or failed).
+
+- `n_trials` counts the study's trials, whichever worker ran them; a worker stops asking when
+  they are all asked for, and ends when none is left running anywhere (it takes over one whose
+  lease expires meanwhile).
+- Each trial holds a lease from the moment it is asked for (seglab/study_storage.py): a trial
+  whose worker died is failed by the next worker that looks, and Optuna queues it again with the
+  same parameters; its job is named after the first trial's number, so it resumes from the
+  checkpoint the first one left.
+- With `n_jobs=K`, K trials are in flight, each launched on its own as soon as a slot frees up
+  (no batch barrier); `batched=true` launches K at once and waits for all of them, as Hydra's
+  own sweepers do.
+- The summary, best.yaml and the exit code are the study's, whichever worker ends last.
 
 Private (Hydra's plugin scan skips `_` modules): imported when a search runs, as Optuna costs
 every start-up.
@@ -7,6 +20,11 @@ every start-up.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,40 +34,60 @@ from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.seglab_plugins._sweep import finish_sweep, job_record, start_sweep
-from seglab.hparam_search import TRIAL_ENV, load_study, search_space
-
-ENDED = (
-    optuna.trial.TrialState.COMPLETE,
-    optuna.trial.TrialState.PRUNED,
-    optuna.trial.TrialState.FAIL,
+from seglab.errors import ConfigError, exit_with_error
+from seglab.hparam_search import TRIAL_ENV, search_space
+from seglab.masking import mask_overrides, mask_text
+from seglab.study_storage import (
+    Lease,
+    check_storage,
+    load_study,
+    sole_worker,
+    sqlite_file,
+    storage_url,
+    worker_name,
 )
-# user attribute of a trial that an interrupted sweep left running: asked again, not counted
-INTERRUPTED = "seglab_interrupted"
+
+State = optuna.trial.TrialState
+Retry = optuna.storages.RetryHeartbeatStaleTrialCallback
+# user attributes of a trial: the worker that ran it, its job's summary record, and a trial
+# asked for past n_trials by a worker that raced another one (never run, not counted)
+WORKER = "seglab_worker"
+JOB = "seglab_job"
+SURPLUS = "seglab_surplus"
+IN_PROCESS = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+STATUS = {
+    State.COMPLETE: "finished",
+    State.PRUNED: "pruned",
+    State.FAIL: "failed",
+    State.RUNNING: "running",
+    State.WAITING: "waiting",
+}
 
 
 def search(config: DictConfig, launcher: Launcher, arguments: list[str]) -> None:
     """The sweep of `hydra/sweeper=seglab_optuna`, with the command line's `arguments`."""
     sweep_dir = start_sweep(config)
     cfg = OmegaConf.to_container(config.hydra.sweeper, resolve=True, enum_to_str=True)
-    distributions, fixed = search_space({**(cfg.get("params") or {}), **_as_params(arguments)})
-    study = load_study(cfg, sweep_dir)
-    _ask_again_what_was_running(study)
-
-    jobs: list[dict[str, Any]] = []
-    while (left := cfg["n_trials"] - _trials_run(study)) > 0:
-        trials = [study.ask(distributions) for _ in range(min(cfg["n_jobs"], left))]
-        batch = [
-            [
-                *fixed,
-                *(f"{k}={v}" for k, v in t.params.items()),
-                f"+hydra.job.env_set.{TRIAL_ENV}={t._trial_id}",
-            ]
-            for t in trials
-        ]
-        results = launcher.launch(batch, initial_job_idx=len(study.trials) - len(trials))
-        for trial, result in zip(trials, results, strict=True):
-            jobs.append(_tell(study, trial, result))
-    finish_sweep(jobs, sweep_dir, last_lines=_write_best(study, sweep_dir))
+    url = storage_url(cfg.get("storage"), sweep_dir)
+    try:
+        distributions, fixed = search_space({**(cfg.get("params") or {}), **_as_params(arguments)})
+        check_storage(url)
+        _check_slots(cfg, config.hydra.launcher.get("_target_"))
+        database = sqlite_file(url)
+        with sole_worker(database) if database else contextlib.nullcontext():
+            study = _open(cfg, sweep_dir, url)
+            if not database:
+                # workers sharing a database draw their own random numbers: with the seed
+                # they were all given, each would propose the same trials
+                study.sampler.reseed_rng()
+            worker = Worker(study, cfg, launcher, distributions, fixed)
+            if database:  # this worker alone searches the file: what runs has no worker
+                worker.take_over_orphans()
+            worker.run()
+    except ConfigError as err:  # Hydra would print a traceback for an exception from here
+        exit_with_error(err)
+    jobs = study_jobs(study)
+    finish_sweep(jobs, sweep_dir, last_lines=_write_best(study, sweep_dir), earlier=False)
 
 
 def _as_params(arguments: list[str]) -> dict[str, str]:
@@ -57,40 +95,231 @@ def _as_params(arguments: list[str]) -> dict[str, str]:
     return dict(a.split("=", 1) for a in arguments)
 
 
-def _trials_run(study: optuna.Study) -> int:
-    """Trials that ran to an end (a failed one counts: a broken setup must not loop forever)."""
-    return sum(
-        t.state in ENDED and not t.user_attrs.get(INTERRUPTED)
-        for t in study.get_trials(deepcopy=False)
-    )
+def _check_slots(cfg: dict[str, Any], launcher_target: str | None) -> None:
+    n_jobs = cfg["n_jobs"]
+    if n_jobs < 1:
+        raise ConfigError(f"hydra.sweeper.n_jobs={n_jobs}: expected at least 1 trial at once")
+    if n_jobs > 1 and launcher_target == IN_PROCESS and not cfg["batched"]:
+        raise ConfigError(
+            f"hydra.sweeper.n_jobs={n_jobs}: Hydra's basic launcher runs one job at a time, in "
+            f"this process; launch them in processes of their own to run {n_jobs} at once "
+            "(hydra/launcher=cpu_parallel, gpu_pool or slurm), or set hydra.sweeper.n_jobs=1"
+        )
 
 
-def _ask_again_what_was_running(study: optuna.Study) -> None:
-    """Trials left RUNNING by an interrupted sweep: failed now, and their parameters queued,
-    so their jobs (same overrides, same run directories) resume from their checkpoints."""
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params, skip_if_exists=False)
+def _open(cfg: dict[str, Any], sweep_dir: Path, url: str) -> optuna.Study:
+    """The study, or one line when its database cannot be reached."""
+    import sqlalchemy
+
+    try:
+        with _quiet():
+            return load_study(cfg, sweep_dir)
+    except sqlalchemy.exc.OperationalError as err:
+        reason = str(err.orig or err).strip().splitlines()[0]
+        raise ConfigError(
+            f"hydra.sweeper.storage={mask_text(url)}: cannot open the study ({reason}); start "
+            "the database or correct the URL (its password comes from PGPASSWORD or ~/.pgpass)"
+        ) from None
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, result: JobReturn) -> dict[str, Any]:
-    record = job_record(result)
-    error = result._return_value if result.status == JobStatus.FAILED else None
-    if error is not None and type(error).__name__ == "TrialPruned":
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        record.update(status="pruned", error=str(error))
-    elif error is not None:
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    else:
-        study.tell(trial, float(result.return_value))
-    record["trial"] = trial.number
-    return record
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Without Optuna's notes on the API seglab chose: heartbeats with ask-and-tell (its
+    warning assumes `optimize`) and its experimental retry functions."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def retried(trial: optuna.trial.FrozenTrial) -> list[int]:
+    with _quiet():
+        return Retry.retry_history(trial)
+
+
+def counted(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The trials n_trials counts: not one whose lease expired (its retry counts instead), not
+    one asked for past the budget. A failed trial counts: a broken setup must not loop forever."""
+    replaced = {n for t in trials for n in retried(t)}
+    return [
+        t
+        for t in trials
+        if not (t.state == State.FAIL and t.number in replaced) and not t.user_attrs.get(SURPLUS)
+    ]
+
+
+class Worker:
+    """One sweeper process's share of the study."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        cfg: dict[str, Any],
+        launcher: Launcher,
+        distributions: dict[str, Any],
+        fixed: list[str],
+    ) -> None:
+        self.study, self.cfg, self.launcher = study, cfg, launcher
+        self.distributions, self.fixed = distributions, fixed
+        self.name = worker_name()
+        self._asking = threading.Lock()  # one ask at a time: the budget check is per ask
+        interval = cfg.get("heartbeat_interval") or 10
+        self.poll_s = min(interval, 10)
+
+    def take_over_orphans(self) -> None:
+        """Trials left RUNNING in a study only this worker may search (a sqlite file it locks):
+        their worker is gone, so they are failed now and queued again at once, as an expired
+        lease would have them."""
+        storage = self.study._storage
+        callback = storage.get_heartbeat_stale_trial_callback()
+        for trial in self.study.get_trials(deepcopy=False, states=(State.RUNNING,)):
+            if storage.set_trial_state_values(trial._trial_id, state=State.FAIL) and callback:
+                with _quiet():
+                    callback(self.study, storage.get_trial(trial._trial_id))
+
+    def run(self) -> None:
+        slots = self.cfg["n_jobs"]
+        if self.cfg["batched"]:
+            self._run_batches()
+        elif slots == 1:
+            self._run_slot()  # in this thread: a job run in this process needs the main thread
+        else:
+            threads = [
+                threading.Thread(target=self._run_slot, name=f"seglab-slot-{i}", daemon=True)
+                for i in range(slots)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                while thread.is_alive():  # a timeout keeps this thread open to signals
+                    thread.join(timeout=1)
+
+    def _run_slot(self) -> None:
+        while True:
+            claimed = self.claim()
+            if claimed is None:
+                if self.all_ended():
+                    return
+                time.sleep(self.poll_s)  # for a lease to expire, or the last trials to end
+                continue
+            trial, lease = claimed
+            try:
+                (result,) = self.launcher.launch([self.overrides(trial)], trial.number)
+            finally:
+                lease.end()
+            self.tell(trial, result)
+
+    def _run_batches(self) -> None:
+        while True:
+            claimed = []
+            while len(claimed) < self.cfg["n_jobs"] and (one := self.claim()) is not None:
+                claimed.append(one)
+            if not claimed:
+                if self.all_ended():
+                    return
+                time.sleep(self.poll_s)
+                continue
+            try:
+                results = self.launcher.launch(
+                    [self.overrides(t) for t, _ in claimed], claimed[0][0].number
+                )
+            finally:
+                for _, lease in claimed:
+                    lease.end()
+            for (trial, _), result in zip(claimed, results, strict=True):
+                self.tell(trial, result)
+
+    def claim(self) -> tuple[optuna.Trial, Lease] | None:
+        """The next trial for this worker, leased, or None when n_trials are asked for."""
+        storage = self.study._storage
+        with self._asking, _quiet():
+            while True:
+                optuna.storages.fail_stale_trials(self.study)
+                trials = counted(self.study.get_trials(deepcopy=False))
+                waiting = any(t.state == State.WAITING for t in trials)
+                if len(trials) >= self.cfg["n_trials"] and not waiting:
+                    return None
+                trial = self.study.ask(self.distributions)
+                lease = Lease(storage, trial._trial_id)
+                storage.set_trial_user_attr(trial._trial_id, WORKER, self.name)
+                # another worker may have asked at the same moment: the trials created
+                # before this one decide whether it is within n_trials
+                before = [
+                    t
+                    for t in counted(self.study.get_trials(deepcopy=False))
+                    if t._trial_id <= trial._trial_id
+                ]
+                if len(before) <= self.cfg["n_trials"]:
+                    return trial, lease
+                lease.end()
+                storage.set_trial_user_attr(trial._trial_id, SURPLUS, True)
+                self.study.tell(trial, state=State.FAIL)
+
+    def overrides(self, trial: optuna.Trial) -> list[str]:
+        """The job of `trial`: the fixed overrides, the sampled ones, the trial's id for its
+        hook, and its directory, named after the first trial of its retries."""
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        first = (retried(frozen) or [trial.number])[0]
+        return [
+            *self.fixed,
+            *(f"{k}={v}" for k, v in trial.params.items()),
+            f"+hydra.job.env_set.{TRIAL_ENV}={trial._trial_id}",
+            f"hydra.sweep.subdir=trial-{first}",
+        ]
+
+    def tell(self, trial: optuna.Trial, result: JobReturn) -> None:
+        record = job_record(result)
+        error = result._return_value if result.status == JobStatus.FAILED else None
+        storage = self.study._storage
+        try:
+            storage.set_trial_user_attr(trial._trial_id, JOB, record)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            print(
+                f"[seglab optuna] trial {trial.number}: its lease expired while it ran and "
+                "another worker has taken it over; this result is not counted",
+                flush=True,
+            )
+            return
+        if isinstance(error, optuna.TrialPruned):
+            self.study.tell(trial, state=State.PRUNED, skip_if_finished=True)
+        elif error is not None:
+            self.study.tell(trial, state=State.FAIL, skip_if_finished=True)
+        else:
+            self.study.tell(trial, float(result.return_value), skip_if_finished=True)
+
+    def all_ended(self) -> bool:
+        """No counted trial of the study is running or waiting, in any worker."""
+        trials = counted(self.study.get_trials(deepcopy=False))
+        return not any(t.state in (State.RUNNING, State.WAITING) for t in trials)
+
+
+def study_jobs(study: optuna.Study) -> list[dict[str, Any]]:
+    """Every counted trial of the study as a summary job, whichever worker ran it: the record
+    its worker kept, its trial number, worker and state."""
+    jobs = []
+    for trial in counted(study.get_trials(deepcopy=False)):
+        job = dict(trial.user_attrs.get(JOB) or {})
+        if not job:  # not ended yet, or ended by a lease that expired
+            params = [f"{k}={v}" for k, v in trial.params.items()]
+            job = {"overrides": mask_overrides(params), "run_dir": None}
+        job.update(
+            trial=trial.number,
+            worker=trial.user_attrs.get(WORKER),
+            status=STATUS[trial.state],
+        )
+        if trial.state == State.COMPLETE:
+            job["mIoU"] = trial.value
+        elif trial.state == State.FAIL and "error" not in job:
+            job["error"] = "its worker stopped (its lease expired) and it was not retried"
+        elif trial.state == State.PRUNED and "error" not in job:
+            job["error"] = "pruned"
+        jobs.append(job)
+    return jobs
 
 
 def _write_best(study: optuna.Study, sweep_dir: Path) -> list[str]:
     """SWEEP_DIR/best.yaml for the best complete trial, and the line that names it."""
-    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    complete = study.get_trials(states=(State.COMPLETE,))
     if not complete:
         return []
     best = study.best_trial

@@ -34,6 +34,9 @@ from seglab.masking import (
 from seglab.run_dirs import TRACEBACK_FILE, os_reason
 
 SUMMARY_FILE = "summary.json"
+# a job's status in the summary; `running` and `waiting`: an Optuna trial another worker holds,
+# or one queued again after its worker stopped
+STATUSES = ("finished", "pruned", "failed", "running", "waiting")
 
 
 def start_sweep(config: DictConfig) -> Path:
@@ -99,29 +102,39 @@ def finish_sweep(
     sweep_dir: Path,
     not_run: Sequence[Sequence[str]] = (),
     last_lines: Sequence[str] = (),
+    earlier: bool = True,
 ) -> None:
     """Write summary.json, print the summary (then `last_lines`), and exit 1 if a job failed.
 
     `jobs`: this launch's; `not_run`: the overrides of the jobs a fail-fast sweep left out.
-    The jobs an earlier launch finished that this one did not run are kept, marked `earlier`.
+    With `earlier`, the jobs an earlier launch finished that this one did not run are kept,
+    marked `earlier` (an Optuna search passes every trial of its study instead, each with the
+    worker that ran it, and running ones as `running`).
     """
     ran = {_key(j) for j in jobs}
-    earlier = [j for j in _earlier_results(sweep_dir) if _key(j) not in ran]
-    jobs = [*({**j, "earlier": True} for j in earlier), *jobs]
-    left_out = {tuple(mask_overrides(o)) for o in not_run} - {_key(j) for j in earlier}
-    counts = {s: sum(j["status"] == s for j in jobs) for s in ("finished", "pruned", "failed")}
+    before = [j for j in _earlier_results(sweep_dir) if _key(j) not in ran] if earlier else []
+    jobs = [*({**j, "earlier": True} for j in before), *jobs]
+    left_out = {tuple(mask_overrides(o)) for o in not_run} - {_key(j) for j in before}
+    counts = {s: sum(j["status"] == s for j in jobs) for s in STATUSES}
     summary = {"jobs": jobs, **counts, "not_run": len(left_out)}
     (sweep_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
-    tally = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status != "pruned")
+    tally = ", ".join(
+        f"{n} {status}" for status, n in counts.items() if n or status in ("finished", "failed")
+    )
     lines = [
         f"seglab sweep: {tally}"
-        + (f" ({len(earlier)} in an earlier launch)" if earlier else "")
+        + (f" ({len(before)} in an earlier launch)" if before else "")
         + (f", {len(left_out)} not run (fail_fast)" if left_out else "")
         + f"; summary in {sweep_dir / SUMMARY_FILE}"
     ]
     varying = varying_keys([j["overrides"] for j in jobs])
+    workers = {j.get("worker") for j in jobs}
     for job in jobs:
-        outcome = f"mIoU={job['mIoU']}" if job["status"] == "finished" else job["error"]
+        outcome = f"mIoU={job['mIoU']}" if job["status"] == "finished" else job.get("error", "")
+        if "trial" in job:
+            outcome = f"trial {job['trial']}: {outcome}".rstrip(": ")
+        if len(workers) > 1:
+            outcome += f" (worker {job.get('worker')})"
         if job.get("traceback"):
             outcome += f" (traceback: {job['traceback']})"
         if job.get("earlier"):

@@ -12,6 +12,7 @@ _gpu_pool.py, imported when jobs are launched.
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Sequence
 
 from hydra.core.utils import JobReturn
@@ -26,6 +27,8 @@ class GPUPoolLauncher(Launcher):
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
+        # the devices no job holds, shared by launches running side by side (_gpu_pool.py)
+        self.free_devices: queue.Queue[str] | None = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig

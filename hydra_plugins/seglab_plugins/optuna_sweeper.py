@@ -5,7 +5,7 @@ options): the task's returned mIoU is the objective; the search space is
 `hydra.sweeper.params` in Hydra's sweep syntax; the study lives in SWEEP_DIR/optuna.db, so the
 same command launched again continues it (trials that were running when it stopped are asked
 again with the same parameters, and seglab resumes their runs from their checkpoints). Each job
-reports its validations to its trial through an mmengine hook (seglab.hooks.OptunaPruningHook);
+reports its validations to its trial through an mmengine hook (seglab.hooks.OptunaTrialHook);
 a trial the pruner stops is recorded as pruned.
 
 Hydra imports this module at every start-up (its plugin scan): Optuna is imported by _optuna.py

@@ -1,0 +1,265 @@
+"""Where an Optuna search keeps its study, and the leases that let many workers share it.
+
+`hydra.sweeper.storage`:
+- null: `sqlite:///SWEEP_DIR/optuna.db`, for one worker. The file is locked by the worker that
+  searches it; a second launch of the same search is refused in one line (it would otherwise
+  take the first one's running trials for orphans), as is a sqlite file on a network file system
+  (sqlite's locks are not reliable there).
+- a database URL (`postgresql://USER@HOST:PORT/DB`, SQLAlchemy's form; `postgresql://` uses
+  psycopg, the `search` extra): any number of workers, on any machines. The password is not
+  written in the URL: libpq reads PGPASSWORD (or ~/.pgpass), or the URL reads it with
+  `${oc.env:VAR}`; a literal one is refused, since the command line shows it to every user of
+  the machine.
+- `journal:PATH`: Optuna's journal file, for a cluster whose machines share only a file system.
+  It has no leases: a trial whose worker died stays RUNNING (README, "Searching over a cluster").
+
+Leases are Optuna's heartbeats: a running trial's worker (and its job's process) records one
+every `heartbeat_interval` seconds; a trial whose last one is older than `grace_period` is failed
+by whichever worker looks next, and Optuna's RetryHeartbeatStaleTrialCallback queues a copy with
+the same parameters, which the next free worker takes (its job resumes from the checkpoint the
+first one left: the job directory is named after the first trial's number).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from seglab.errors import ConfigError
+
+if TYPE_CHECKING:  # optuna is imported where a study is used: it costs every run start-up
+    import optuna
+
+STUDY_FILE = "optuna.db"
+JOURNAL = "journal:"
+SCHEMA_ATTEMPTS = 5
+# the file systems whose locks sqlite cannot rely on (/proc/mounts types)
+NETWORK_FILE_SYSTEMS = {
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "lustre",
+    "gpfs",
+    "beegfs",
+    "ceph",
+    "glusterfs",
+    "fuse.sshfs",
+    "fuse.glusterfs",
+    "afs",
+    "9p",
+}
+CLUSTER_HINT = (
+    "share one database between workers: hydra.sweeper.storage=postgresql://USER@HOST:PORT/DB "
+    "with the password in PGPASSWORD (README, 'Searching over a cluster')"
+)
+
+
+def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
+    """The study's storage: the sweeper's `storage`, else a sqlite file in the sweep dir;
+    `postgresql://` through psycopg (SQLAlchemy's own default driver is psycopg2)."""
+    if not storage:
+        return f"sqlite:///{Path(sweep_dir).resolve() / STUDY_FILE}"
+    if storage.startswith("postgresql://"):
+        return "postgresql+psycopg://" + storage[len("postgresql://") :]
+    return storage
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a `sqlite:///` URL, else None."""
+    if not url.startswith("sqlite:///"):
+        return None
+    return Path(url[len("sqlite:///") :])
+
+
+def check_storage(url: str) -> None:
+    """One line for a storage a search cannot use, before any trial starts."""
+    key = f"hydra.sweeper.storage={_shown(url)}"
+    if url.startswith(JOURNAL):
+        if not url[len(JOURNAL) :]:
+            raise ConfigError(f"{key}: expected journal:PATH (a file on the shared file system)")
+        return
+    parts = urlsplit(url)
+    if sqlite_file(url) is not None:
+        fs = file_system(sqlite_file(url).parent)
+        if fs in NETWORK_FILE_SYSTEMS:
+            raise ConfigError(
+                f"{key}: the file is on a network file system ({fs}), where sqlite's locks do not "
+                f"hold; {CLUSTER_HINT}, or journal:PATH for a shared file system alone"
+            )
+        return
+    if parts.password and "${" not in parts.password and "masked-" not in parts.password:
+        raise ConfigError(
+            f"{key}: the URL holds a password, which the command line shows to every user of "
+            "this machine; leave it out and export PGPASSWORD (libpq reads it; or ~/.pgpass), "
+            "or read it in the URL: USER:${oc.env:VAR}@HOST"
+        )
+    if parts.scheme.startswith("postgresql"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                f"{key}: PostgreSQL's driver is not installed; pip install 'psycopg[binary]' "
+                "(seglab's `search` extra)"
+            ) from None
+
+
+def _shown(url: str) -> str:
+    from seglab.masking import mask_urls
+
+    return mask_urls(url)
+
+
+def file_system(folder: Path) -> str | None:
+    """The type of the file system that holds `folder` (/proc/mounts), or None."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    return mount_type(mounts, folder.resolve())
+
+
+def mount_type(mounts: list[str], path: Path) -> str | None:
+    """The type of the mount in `mounts` (lines of /proc/mounts) nearest above `path`."""
+    best, found = -1, None
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = str(path) == point or str(path).startswith(point.rstrip("/") + "/")
+        if inside and len(point) > best:
+            best, found = len(point), fields[2]
+    return found
+
+
+def open_storage(
+    url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
+) -> Any:
+    """The storage behind `url`; with `heartbeat_interval`, a database's trials carry leases
+    and a trial whose lease expires is queued again (Optuna's heartbeat and retry callback)."""
+    import optuna
+
+    if url.startswith(JOURNAL):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(url[len(JOURNAL) :]))
+    import sqlalchemy
+
+    leases = {}
+    if heartbeat_interval is not None:
+        leases = dict(
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                inherit_intermediate_values=True
+            ),
+        )
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, **leases)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # workers started together on an empty database all create Optuna's tables:
+            # one wins, the others find them on their next try
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
+
+
+def load_study(sweeper_cfg: Mapping[str, Any], sweep_dir: str | Path) -> optuna.Study:
+    """The sweep's study, with the sampler, pruner and leases its sweeper config names."""
+    import optuna
+    from hydra.utils import instantiate
+
+    url = storage_url(sweeper_cfg.get("storage"), sweep_dir)
+    storage = open_storage(
+        url, sweeper_cfg.get("heartbeat_interval"), sweeper_cfg.get("grace_period")
+    )
+    return optuna.create_study(
+        study_name=sweeper_cfg["study_name"],
+        storage=storage,
+        direction=sweeper_cfg.get("direction", "maximize"),
+        sampler=instantiate(sweeper_cfg["sampler"]) if sweeper_cfg.get("sampler") else None,
+        pruner=instantiate(sweeper_cfg["pruner"]) if sweeper_cfg.get("pruner") else None,
+        load_if_exists=True,
+    )
+
+
+def worker_name() -> str:
+    """How a worker is named in the study and the report: host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextlib.contextmanager
+def sole_worker(database: Path) -> Iterator[None]:
+    """Held while this process searches the sqlite study in `database`: a second worker is
+    refused in one line (the lock dies with its holder, even on SIGKILL)."""
+    lock = database.with_name(database.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(
+                f"hydra.sweeper.storage=sqlite:///{database}: this study is being searched by "
+                f"{holder}, and a sqlite study takes one worker; wait for it to end, or "
+                f"{CLUSTER_HINT}"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"worker {worker_name()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+
+
+class Lease:
+    """A running trial's lease: a heartbeat recorded now, then every `heartbeat_interval`
+    seconds by a thread, until `end()` or until the trial is no longer running. Held by the
+    worker from the moment it asks for the trial (its job may wait in a queue or take a while
+    to start) and by the job's process while it trains (seglab.hooks.OptunaTrialHook)."""
+
+    def __init__(self, storage: Any, trial_id: int) -> None:
+        self._stop = threading.Event()
+        # a study's storage (Optuna's cache in front of an RDBStorage) or the RDBStorage
+        heartbeat_interval = getattr(storage, "get_heartbeat_interval", None)
+        interval = heartbeat_interval() if heartbeat_interval else None
+        if interval is None:  # no leases (journal, or a storage opened without them)
+            return
+        storage.record_heartbeat(trial_id)
+        threading.Thread(
+            target=self._renew,
+            args=(storage, trial_id, interval),
+            name=f"seglab-lease-{trial_id}",
+            daemon=True,
+        ).start()
+
+    def _renew(self, storage: Any, trial_id: int, interval: int) -> None:
+        import optuna
+        import sqlalchemy
+
+        while not self._stop.wait(interval):
+            try:
+                if storage.get_trial(trial_id).state != optuna.trial.TrialState.RUNNING:
+                    return
+                storage.record_heartbeat(trial_id)
+            except sqlalchemy.exc.SQLAlchemyError:
+                continue  # the database did not answer: the next beat tries again
+
+    def end(self) -> None:
+        self._stop.set()

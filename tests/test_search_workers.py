@@ -1,0 +1,229 @@
+"""Many workers on one Optuna study: each `python -m seglab -m ...` of the same search is a worker;
+they share n_trials, never fail one another's trials, and take over a trial whose worker died.
+The shared database is a real PostgreSQL server started here (tests/helpers/postgres.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.helpers import postgres
+from tests.helpers.commands import QUICK, REPO, error_line, sweep
+
+SEARCH = [
+    *QUICK,
+    "hydra/sweeper=seglab_optuna",
+    "optim_wrapper.optimizer.lr=tag(log,interval(1e-4,1e-2))",
+    "hydra.sweeper.pruner=null",
+    # leases of a few seconds: a dead worker's trial is taken over within the test
+    "hydra.sweeper.heartbeat_interval=1",
+    "hydra.sweeper.grace_period=5",
+]
+TRAIN_LONGER = ["train_cfg.max_iters=30", "train_cfg.val_interval=30"]
+
+needs_postgres = pytest.mark.skipif(
+    postgres.available() is not None, reason=str(postgres.available())
+)
+
+
+@pytest.fixture
+def database(monkeypatch, tmp_path):
+    with postgres.server() as server:
+        for name, value in server.env.items():
+            monkeypatch.setenv(name, value)
+        yield server
+
+
+def worker(args: list[str]) -> subprocess.Popen:
+    """`python -m seglab -m ARGS` in a session of its own (killed with its jobs as a group)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "seglab", "-m", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)},
+        start_new_session=True,
+    )
+
+
+def wait_for(condition, timeout: float = 240, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def ended(process: subprocess.Popen, timeout: float = 400) -> tuple[int, str]:
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
+def trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name="seglab", storage=url).trials
+
+
+def sweep_dir() -> Path:
+    (found,) = Path("outputs/sweeps").iterdir()
+    return found
+
+
+@pytest.mark.processes
+@pytest.mark.train
+def test_a_second_launch_of_a_running_sqlite_search_is_refused_and_the_first_finishes(capsys):
+    first = worker([*SEARCH, *TRAIN_LONGER, "hydra.sweeper.n_trials=2"])
+    wait_for(lambda: list(Path.cwd().glob("outputs/sweeps/*/trial-0/*/vis_data")), what="trial 0")
+
+    line = error_line(["-m", *SEARCH, *TRAIN_LONGER, "hydra.sweeper.n_trials=2"], capsys, True)
+    assert "being searched by worker" in line and "a sqlite study takes one worker" in line
+    assert "hydra.sweeper.storage=postgresql://" in line
+
+    code, output = ended(first)
+    assert code == 0, output
+    (db,) = Path("outputs/sweeps").glob("*/optuna.db")
+    states = [t.state.name for t in trials(f"sqlite:///{db.resolve()}")]
+    assert states == ["COMPLETE", "COMPLETE"], output
+
+
+@pytest.mark.processes
+@pytest.mark.train
+@needs_postgres
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_on_one_postgres_study_share_n_trials(database, workers):
+    n_trials = 4
+    command = [
+        *SEARCH,
+        f"hydra.sweeper.storage={database.url}",
+        f"hydra.sweeper.n_trials={n_trials}",
+    ]
+    processes = [worker(command) for _ in range(workers)]
+    results = [ended(p) for p in processes]
+    assert [code for code, _ in results] == [0] * workers, results
+
+    study = trials(database.url)
+    assert [t.state.name for t in study] == ["COMPLETE"] * n_trials, "none failed by a sibling"
+    assert len({t.user_attrs["seglab_worker"] for t in study}) >= 2, "the trials were shared"
+    assert len({t.params["optim_wrapper.optimizer.lr"] for t in study}) == n_trials
+    run_dirs = [t.user_attrs["seglab_job"]["run_dir"] for t in study]
+    assert sorted(Path(d).name for d in run_dirs) == [f"trial-{n}" for n in range(n_trials)]
+    for trial, run_dir in zip(study, run_dirs, strict=True):
+        metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+        assert metrics["mIoU"] == trial.value
+
+    # whichever worker wrote it last, the summary is the study's
+    summary = json.loads((sweep_dir() / "summary.json").read_text())
+    assert (summary["finished"], summary["failed"]) == (n_trials, 0)
+    assert sorted(j["trial"] for j in summary["jobs"]) == list(range(n_trials))
+    # the password came from PGPASSWORD: no file and no line holds it
+    password = database.env["PGPASSWORD"]
+    assert not any(password in output for _, output in results)
+    for path in Path("outputs").rglob("*"):
+        if path.is_file() and path.suffix != ".pth":
+            assert password.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.processes
+@pytest.mark.train
+@needs_postgres
+def test_a_killed_workers_trial_is_taken_over_and_resumes_from_its_checkpoint(database):
+    command = [
+        *SEARCH,
+        *TRAIN_LONGER,
+        f"hydra.sweeper.storage={database.url}",
+        "hydra.sweeper.n_trials=2",
+    ]
+    doomed = worker(command)
+    wait_for(lambda: list(Path.cwd().glob("outputs/sweeps/*/trial-0/*/vis_data")), what="trial 0")
+    survivor = worker(command)
+    # (mmengine names the checkpoint in last_checkpoint once it is written whole)
+    wait_for(lambda: list(Path.cwd().glob("outputs/sweeps/*/trial-0/last_checkpoint")), what="save")
+    os.killpg(doomed.pid, signal.SIGKILL)  # the worker and its job, without a word
+    doomed.wait()
+
+    code, output = ended(survivor)
+    assert code == 0, output
+    study = trials(database.url)
+    states = {t.number: t.state.name for t in study}
+    assert states == {0: "FAIL", 1: "COMPLETE", 2: "COMPLETE"}, output
+    retry = study[2]
+    assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == 0
+    assert retry.params == study[0].params
+    assert retry.user_attrs["seglab_worker"] == study[1].user_attrs["seglab_worker"]
+    # the retry ran in the first trial's directory and resumed from its checkpoint
+    run_dir = Path(retry.user_attrs["seglab_job"]["run_dir"])
+    assert run_dir.name == "trial-0"
+    logs = sorted(run_dir.glob("*/*.log"))
+    assert len(logs) == 2 and "resumed" in logs[-1].read_text()
+    summary = json.loads((sweep_dir() / "summary.json").read_text())
+    assert (summary["finished"], summary["failed"]) == (2, 0)
+
+
+@pytest.mark.train
+@pytest.mark.processes
+def test_n_jobs_keeps_trials_in_flight_without_a_batch_barrier(tmp_path):
+    """One long trial and three short ones with n_jobs=2: the short ones follow one another
+    in the second slot while the long one runs (a batch would wait for it)."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="seglab", storage=url, direction="maximize")
+    for max_iters in ("30", "2", "2", "2"):  # a choice's values are override strings
+        study.enqueue_trial({"train_cfg.max_iters": max_iters})
+    code, summary = sweep(
+        [
+            *QUICK,
+            "hydra/sweeper=seglab_optuna",
+            "hydra/launcher=cpu_parallel",
+            "hydra.sweeper.pruner=null",
+            f"hydra.sweeper.storage={url}",
+            "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.n_jobs=2",
+            "train_cfg.max_iters=choice(2,30)",
+            "train_cfg.val_interval=2",
+        ]
+    )
+    assert code == 0 and summary["finished"] == 4
+    spans = {}
+    for job in summary["jobs"]:
+        run_dir = Path(job["run_dir"])
+        started = (run_dir / ".hydra" / "config.yaml").stat().st_mtime
+        spans[job["trial"]] = (started, (run_dir / "metrics.json").stat().st_mtime)
+    assert spans[3][0] < spans[0][1], f"trial 3 waited for trial 0 to end: {spans}"
+
+
+def test_n_jobs_with_the_in_process_launcher_is_one_line(capsys):
+    line = error_line(
+        ["-m", *QUICK, "hydra/sweeper=seglab_optuna", "hydra.sweeper.n_jobs=2"], capsys
+    )
+    assert "hydra.sweeper.n_jobs=2" in line and "hydra/launcher=cpu_parallel" in line
+
+
+def test_a_password_in_the_storage_url_is_refused(capsys):
+    line = error_line(
+        [
+            "-m",
+            *QUICK,
+            "hydra/sweeper=seglab_optuna",
+            "hydra.sweeper.storage=postgresql://seglab:hunter2@127.0.0.1:5/optuna",
+        ],
+        capsys,
+    )
+    assert "hunter2" not in line and "PGPASSWORD" in line
+
+
+def test_a_sqlite_file_on_a_network_file_system_is_named():
+    from seglab.study_storage import mount_type
+
+    mounts = [
+        "/dev/vda1 / ext4 rw 0 0",
+        "server:/export /shared nfs4 rw 0 0",
+        "tmpfs /shared/tmp tmpfs rw 0 0",
+    ]
+    assert mount_type(mounts, Path("/shared/sweeps/x")) == "nfs4"
+    assert mount_type(mounts, Path("/shared/tmp/x")) == "tmpfs"
+    assert mount_type(mounts, Path("/sharedness")) == "ext4"
