@@ -4,8 +4,10 @@ a Hydra plugin: hydra_plugins/seglab_plugins/optuna_sweeper.py (its options: con
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -16,6 +18,11 @@ if TYPE_CHECKING:  # optuna is imported where a study is used: it costs every ru
 
 # Set (through hydra.job.env_set) for each job the sweeper launches: the job's trial.
 TRIAL_ENV = "SEGLAB_OPTUNA_TRIAL_ID"
+# user attributes of a trial: the worker that ran it, its job's summary record, and a trial
+# asked for past n_trials by a worker that raced another one (never run, not counted)
+WORKER = "seglab_worker"
+JOB = "seglab_job"
+SURPLUS = "seglab_surplus"
 
 
 def search_space(params: Mapping[str, str]) -> tuple[dict, list[str]]:
@@ -70,3 +77,73 @@ def current_trial() -> dict[str, Any] | None:
     sweeper["storage"] = OmegaConf.to_container(hydra_cfg.sweeper, resolve=False)["storage"]
     sweeper.pop("params", None)
     return {"sweeper": sweeper, "sweep_dir": str(hydra_cfg.sweep.dir), "trial_id": int(trial_id)}
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Without Optuna's notes on the API seglab chose: heartbeats with ask-and-tell (its
+    warning assumes `optimize`) and its experimental retry functions."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def retried(trial: optuna.trial.FrozenTrial) -> list[int]:
+    """The numbers of the trials `trial` retries (Optuna's RetryHeartbeatStaleTrialCallback),
+    the first one first; [] for a trial that retries none."""
+    import optuna
+
+    with quiet_optuna():
+        return optuna.storages.RetryHeartbeatStaleTrialCallback.retry_history(trial)
+
+
+def counted(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The trials n_trials counts: not one whose lease expired (its retry counts instead), not
+    one asked for past the budget. A failed trial counts: a broken setup must not loop forever."""
+    from optuna.trial import TrialState
+
+    replaced = {n for t in trials for n in retried(t)}
+    return [
+        t
+        for t in trials
+        if not (t.state == TrialState.FAIL and t.number in replaced)
+        and not t.user_attrs.get(SURPLUS)
+    ]
+
+
+def study_jobs(study: optuna.Study) -> list[dict[str, Any]]:
+    """Every counted trial of the study as a summary job, whichever worker ran it: the record
+    its worker kept, its trial number, worker and state."""
+    from optuna.trial import TrialState
+
+    from seglab.masking import mask_overrides
+
+    status = {
+        TrialState.COMPLETE: "finished",
+        TrialState.PRUNED: "pruned",
+        TrialState.FAIL: "failed",
+        TrialState.RUNNING: "running",
+        TrialState.WAITING: "waiting",
+    }
+    jobs = []
+    for trial in counted(study.get_trials(deepcopy=False)):
+        job = dict(trial.user_attrs.get(JOB) or {})
+        if not job:  # not ended yet, or ended by a lease that expired
+            params = [f"{k}={v}" for k, v in trial.params.items()]
+            job = {"overrides": mask_overrides(params), "run_dir": None}
+        job.update(
+            trial=trial.number,
+            worker=trial.user_attrs.get(WORKER),
+            status=status[trial.state],
+        )
+        if trial.state == TrialState.COMPLETE:
+            job["mIoU"] = trial.value
+        elif trial.state == TrialState.FAIL and "error" not in job:
+            job["error"] = "its worker stopped (its lease expired) and it was not retried"
+        elif trial.state == TrialState.PRUNED and "error" not in job:
+            job["error"] = "pruned"
+        jobs.append(job)
+    return jobs

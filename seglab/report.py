@@ -4,7 +4,9 @@ Reads each run's own files (works on a sweep that is still running or partly fai
 `.hydra/overrides.yaml` (what it ran) and `.hydra/config.yaml` (the values it did not
 override), `metrics.json` (its last validation), mmengine's `*/vis_data/scalars.json` (loss and
 validation curves), the sweep's `summary.json` (failed and pruned jobs) and a failed job's
-`traceback.txt`. Prints a table, best first, with a column for each setting whose value differs
+`traceback.txt`. An Optuna search is read from its study: every trial of every worker as it
+stands, with its trial number and worker, even where its directory is on another machine.
+Prints a table, best first, with a column for each setting whose value differs
 between the runs (a key one run overrides and another leaves at the same default does not
 count), then one line per failed run with its error; writes report.csv, report.md and
 report.png (one colour per run in every panel).
@@ -22,12 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf.errors import OmegaConfBaseException
 
 from seglab.masking import looks_secret, mask_overrides, mask_text
 from seglab.run_dirs import TRACEBACK_FILE, name_order, short_keys
 
 SEED_KEY = "randomness.seed"
 COLUMNS = ["status", "mIoU", "best mIoU", "mAcc", "aAcc", "iter", "wall s"]
+# an Optuna search's columns: the trial, and the worker that ran it (where several did)
+SEARCH_COLUMNS = ["trial", "worker"]
+SWEEP_FILES = ("summary.json", "multirun.yaml")
 # characters a line of a legend entry (three side by side) and of a panel's title holds
 LEGEND_WIDTH, TITLE_WIDTH = 44, 46
 # the least room above and below the validation values: one point is not drawn as a range
@@ -86,6 +92,28 @@ def read_run(run_dir: Path, summary_jobs: dict[str, dict]) -> dict[str, Any]:
         "loss_curve": loss,
         "miou_curve": miou,
         "per_class": {k[4:]: v for k, v in metrics.items() if k.startswith("IoU.")},
+        **{key: job[key] for key in SEARCH_COLUMNS if key in job},
+    }
+
+
+def job_row(job: dict) -> dict[str, Any]:
+    """A row for a job whose directory is not here: an Optuna trial another worker ran on
+    another machine, or one that has not started. What the study knows of it."""
+    overrides = mask_overrides(job.get("overrides") or [])
+    return {
+        "run_dir": Path(job.get("run_dir") or f"trial-{job.get('trial')}"),
+        "overrides": {k.lstrip("+~"): v for k, v in (o.split("=", 1) for o in overrides)},
+        "config": {},
+        "choices": {},
+        "status": job.get("status"),
+        "error": job.get("error") if job.get("status") == "failed" else None,
+        "traceback": None,
+        "mIoU": job.get("mIoU"),
+        **dict.fromkeys(["best mIoU", "mAcc", "aAcc", "iter", "wall s"]),
+        "loss_curve": [],
+        "miou_curve": [],
+        "per_class": {},
+        **{key: job[key] for key in SEARCH_COLUMNS if key in job},
     }
 
 
@@ -108,13 +136,53 @@ def _error(run_dir: Path, job: dict) -> tuple[str | None, str | None]:
 
 
 def summary_jobs(root: Path) -> dict[str, dict]:
-    """run directory -> its job in the sweep's summary, from every summary at or below `root`."""
-    jobs = {}
-    for summary in root.glob("**/summary.json"):
-        for job in json.loads(summary.read_text()).get("jobs", []):
-            if job.get("run_dir"):
-                jobs[str(Path(job["run_dir"]).resolve())] = job
-    return jobs
+    """run directory -> its job in the sweep's summary, from every sweep at or below `root`."""
+    return {
+        str(Path(job["run_dir"]).resolve()): job for job in sweep_jobs(root) if job.get("run_dir")
+    }
+
+
+def sweep_jobs(root: Path) -> list[dict]:
+    """The jobs of every sweep at or below `root`: an Optuna search's from its study (every
+    worker's trials as they stand now), another sweep's from its summary.json."""
+    found = []
+    folders = {p.parent for pattern in SWEEP_FILES for p in root.glob(f"**/{pattern}")}
+    for folder in sorted(folders):
+        jobs = study_of_sweep(folder)
+        if jobs is None and (folder / "summary.json").is_file():
+            jobs = json.loads((folder / "summary.json").read_text()).get("jobs", [])
+        found += jobs or []
+    return found
+
+
+def study_of_sweep(sweep_dir: Path) -> list[dict] | None:
+    """The jobs of the Optuna study a sweep directory's search used, or None (not an Optuna
+    search, or its study cannot be read from here: then its summary.json tells)."""
+    import sqlalchemy
+    from omegaconf import OmegaConf
+
+    multirun = sweep_dir / "multirun.yaml"
+    if not multirun.is_file():
+        return None
+    sweeper = ((yaml.safe_load(multirun.read_text()) or {}).get("hydra") or {}).get("sweeper")
+    if not str((sweeper or {}).get("_target_", "")).endswith("SeglabOptunaSweeper"):
+        return None
+    from optuna import load_study
+
+    from seglab.hparam_search import quiet_optuna, study_jobs
+    from seglab.study_storage import storage_url
+
+    storage = sweeper.get("storage")
+    try:
+        if storage:  # as written: `${oc.env:VAR}` is read here
+            storage = OmegaConf.create({"url": storage}).url
+        with quiet_optuna():
+            study = load_study(
+                study_name=sweeper["study_name"], storage=storage_url(storage, sweep_dir)
+            )
+            return study_jobs(study)
+    except (KeyError, sqlalchemy.exc.SQLAlchemyError, OmegaConfBaseException):
+        return None
 
 
 def setting(run: dict, key: str) -> str:
@@ -158,10 +226,16 @@ def ordered(runs: list[dict]) -> list[dict]:
 
 
 def rows(runs: list[dict]) -> tuple[list[str], list[list[Any]]]:
-    """The table: the settings that vary, then the results; best final mIoU first."""
+    """The table: an Optuna search's trial and worker, the settings that vary, then the
+    results; best final mIoU first."""
     keys = varying_keys(runs)
-    header = [*keys, *COLUMNS]
-    return header, [[setting(r, k) for k in keys] + [r[c] for c in COLUMNS] for r in ordered(runs)]
+    search = [c for c in SEARCH_COLUMNS if len({r.get(c) for r in runs}) > 1 or c == "trial"]
+    search = search if any("trial" in r for r in runs) else []
+    header = [*search, *keys, *COLUMNS]
+    return header, [
+        [r.get(c) for c in search] + [setting(r, k) for k in keys] + [r[c] for c in COLUMNS]
+        for r in ordered(runs)
+    ]
 
 
 def seed_groups(runs: list[dict]) -> tuple[list[str], list[list[Any]]] | None:
@@ -313,9 +387,14 @@ def failures(runs: list[dict]) -> str:
 
 
 def read_runs(root: Path) -> list[dict]:
-    """Every run at or below `root`, as `read_run` reads it."""
-    jobs = summary_jobs(root)
-    return [read_run(d, jobs) for d in find_runs(root)]
+    """Every run at or below `root`, as `read_run` reads it, and a row for each job of its
+    sweeps whose directory is not here (an Optuna trial of a worker on another machine)."""
+    jobs = sweep_jobs(root)
+    by_dir = {str(Path(j["run_dir"]).resolve()): j for j in jobs if j.get("run_dir")}
+    runs = [read_run(d, by_dir) for d in find_runs(root)]
+    here = {str(r["run_dir"].resolve()) for r in runs}
+    elsewhere = [j for j in jobs if str(Path(j.get("run_dir") or "?").resolve()) not in here]
+    return runs + [job_row(j) for j in elsewhere]
 
 
 def report(root: str | Path) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from seglab.cli import main
 from tests.helpers import postgres
 from tests.helpers.commands import QUICK, REPO, error_line, sweep
 
@@ -96,7 +98,7 @@ def test_a_second_launch_of_a_running_sqlite_search_is_refused_and_the_first_fin
 @pytest.mark.train
 @needs_postgres
 @pytest.mark.parametrize("workers", [2, 3])
-def test_workers_on_one_postgres_study_share_n_trials(database, workers):
+def test_workers_on_one_postgres_study_share_n_trials(database, workers, capsys):
     n_trials = 4
     command = [
         *SEARCH,
@@ -127,6 +129,17 @@ def test_workers_on_one_postgres_study_share_n_trials(database, workers):
     for path in Path("outputs").rglob("*"):
         if path.is_file() and path.suffix != ".pth":
             assert password.encode() not in path.read_bytes(), path
+
+    # the report reads the study: every trial with its worker, also one whose directory is on
+    # another machine (moved away here)
+    shutil.move(run_dirs[0], "elsewhere")
+    capsys.readouterr()
+    main(["report", str(sweep_dir())])
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| trial | worker |")
+    assert len(table) == 1 + n_trials and sum("| finished |" in row for row in table) == n_trials
+    workers_shown = {row.split("|")[2].strip() for row in table[1:]}
+    assert workers_shown == {t.user_attrs["seglab_worker"] for t in study}
 
 
 @pytest.mark.processes
@@ -227,3 +240,20 @@ def test_a_sqlite_file_on_a_network_file_system_is_named():
     assert mount_type(mounts, Path("/shared/sweeps/x")) == "nfs4"
     assert mount_type(mounts, Path("/shared/tmp/x")) == "tmpfs"
     assert mount_type(mounts, Path("/sharedness")) == "ext4"
+
+
+@pytest.mark.processes
+@pytest.mark.train
+def test_workers_on_a_journal_file_share_n_trials(tmp_path):
+    """Optuna's journal file, for machines that share only a file system (no leases)."""
+    journal = tmp_path / "study.journal"
+    command = [*SEARCH, f"hydra.sweeper.storage=journal:{journal}", "hydra.sweeper.n_trials=3"]
+    results = [ended(p) for p in [worker(command), worker(command)]]
+    assert [code for code, _ in results] == [0, 0], results
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    study = optuna.load_study(
+        study_name="seglab", storage=JournalStorage(JournalFileBackend(str(journal)))
+    )
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert len({t.user_attrs["seglab_worker"] for t in study.trials}) == 2

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import optuna
 import pytest
 
-from tests.helpers import slurm_cluster
-from tests.helpers.commands import QUICK, sweep
+from tests.helpers import postgres, slurm_cluster
+from tests.helpers.commands import QUICK, REPO, sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.train, pytest.mark.processes]
 
@@ -47,3 +53,51 @@ def test_sweep_jobs_run_as_slurm_jobs(slurm, monkeypatch):
     sbatch = script.read_text()
     for option in ("--time=10", "--cpus-per-task=1", "--mem=1GB", "--ntasks-per-node=1"):
         assert f"#SBATCH {option}\n" in sbatch, sbatch
+
+
+@pytest.mark.skipif(postgres.available() is not None, reason=str(postgres.available()))
+def test_an_sbatch_array_of_optuna_workers_shares_one_postgres_study(slurm, tmp_path, monkeypatch):
+    """README's cluster form: each task of a SLURM array is a worker of one study."""
+    with postgres.server() as server:
+        monkeypatch.setenv("PGPASSWORD", server.env["PGPASSWORD"])
+        search = [
+            sys.executable,
+            "-m",
+            "seglab",
+            "-m",
+            *QUICK,
+            "hydra/sweeper=seglab_optuna",
+            "optim_wrapper.optimizer.lr=tag(log,interval(1e-4,1e-2))",
+            "hydra/sweeper/pruner=none",
+            f"hydra.sweeper.storage={server.url}",
+            "hydra.sweeper.n_trials=3",
+        ]
+        env = {**os.environ, **slurm, **server.env, "PYTHONPATH": str(REPO)}
+        submitted = subprocess.run(
+            [
+                "sbatch",
+                "--parsable",
+                "--array=0-1",
+                "--cpus-per-task=1",
+                "--mem=1G",
+                f"--output={tmp_path}/worker-%a.out",
+                "--wrap",
+                shlex.join(search),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        job = submitted.stdout.strip().split(";")[0]
+        deadline = time.monotonic() + 400
+        while subprocess.run(
+            ["squeue", "-h", "-j", job], env=env, capture_output=True, text=True
+        ).stdout.strip():
+            assert time.monotonic() < deadline, "the array did not end"
+            time.sleep(1)
+        outputs = [p.read_text() for p in sorted(tmp_path.glob("worker-*.out"))]
+        trials = optuna.load_study(study_name="seglab", storage=server.url).trials
+    assert len(outputs) == 2 and all("seglab sweep: 3 finished, 0 failed" in o for o in outputs)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3, outputs
+    assert len({t.user_attrs["seglab_worker"] for t in trials}) == 2

@@ -23,8 +23,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import warnings
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +33,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.seglab_plugins._sweep import finish_sweep, job_record, start_sweep
 from seglab.errors import ConfigError, exit_with_error
-from seglab.hparam_search import TRIAL_ENV, search_space
-from seglab.masking import mask_overrides, mask_text
+from seglab.hparam_search import (
+    JOB,
+    SURPLUS,
+    TRIAL_ENV,
+    WORKER,
+    counted,
+    quiet_optuna,
+    retried,
+    search_space,
+    study_jobs,
+)
+from seglab.masking import mask_text
 from seglab.study_storage import (
     Lease,
     check_storage,
@@ -48,20 +56,7 @@ from seglab.study_storage import (
 )
 
 State = optuna.trial.TrialState
-Retry = optuna.storages.RetryHeartbeatStaleTrialCallback
-# user attributes of a trial: the worker that ran it, its job's summary record, and a trial
-# asked for past n_trials by a worker that raced another one (never run, not counted)
-WORKER = "seglab_worker"
-JOB = "seglab_job"
-SURPLUS = "seglab_surplus"
 IN_PROCESS = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
-STATUS = {
-    State.COMPLETE: "finished",
-    State.PRUNED: "pruned",
-    State.FAIL: "failed",
-    State.RUNNING: "running",
-    State.WAITING: "waiting",
-}
 
 
 def search(config: DictConfig, launcher: Launcher, arguments: list[str]) -> None:
@@ -112,7 +107,7 @@ def _open(cfg: dict[str, Any], sweep_dir: Path, url: str) -> optuna.Study:
     import sqlalchemy
 
     try:
-        with _quiet():
+        with quiet_optuna():
             return load_study(cfg, sweep_dir)
     except sqlalchemy.exc.OperationalError as err:
         reason = str(err.orig or err).strip().splitlines()[0]
@@ -120,32 +115,6 @@ def _open(cfg: dict[str, Any], sweep_dir: Path, url: str) -> optuna.Study:
             f"hydra.sweeper.storage={mask_text(url)}: cannot open the study ({reason}); start "
             "the database or correct the URL (its password comes from PGPASSWORD or ~/.pgpass)"
         ) from None
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Without Optuna's notes on the API seglab chose: heartbeats with ask-and-tell (its
-    warning assumes `optimize`) and its experimental retry functions."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Heartbeat of storage")
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        yield
-
-
-def retried(trial: optuna.trial.FrozenTrial) -> list[int]:
-    with _quiet():
-        return Retry.retry_history(trial)
-
-
-def counted(trials: Sequence[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-    """The trials n_trials counts: not one whose lease expired (its retry counts instead), not
-    one asked for past the budget. A failed trial counts: a broken setup must not loop forever."""
-    replaced = {n for t in trials for n in retried(t)}
-    return [
-        t
-        for t in trials
-        if not (t.state == State.FAIL and t.number in replaced) and not t.user_attrs.get(SURPLUS)
-    ]
 
 
 class Worker:
@@ -174,7 +143,7 @@ class Worker:
         callback = storage.get_heartbeat_stale_trial_callback()
         for trial in self.study.get_trials(deepcopy=False, states=(State.RUNNING,)):
             if storage.set_trial_state_values(trial._trial_id, state=State.FAIL) and callback:
-                with _quiet():
+                with quiet_optuna():
                     callback(self.study, storage.get_trial(trial._trial_id))
 
     def run(self) -> None:
@@ -232,7 +201,7 @@ class Worker:
     def claim(self) -> tuple[optuna.Trial, Lease] | None:
         """The next trial for this worker, leased, or None when n_trials are asked for."""
         storage = self.study._storage
-        with self._asking, _quiet():
+        with self._asking, quiet_optuna():
             while True:
                 optuna.storages.fail_stale_trials(self.study)
                 trials = counted(self.study.get_trials(deepcopy=False))
@@ -291,30 +260,6 @@ class Worker:
         """No counted trial of the study is running or waiting, in any worker."""
         trials = counted(self.study.get_trials(deepcopy=False))
         return not any(t.state in (State.RUNNING, State.WAITING) for t in trials)
-
-
-def study_jobs(study: optuna.Study) -> list[dict[str, Any]]:
-    """Every counted trial of the study as a summary job, whichever worker ran it: the record
-    its worker kept, its trial number, worker and state."""
-    jobs = []
-    for trial in counted(study.get_trials(deepcopy=False)):
-        job = dict(trial.user_attrs.get(JOB) or {})
-        if not job:  # not ended yet, or ended by a lease that expired
-            params = [f"{k}={v}" for k, v in trial.params.items()]
-            job = {"overrides": mask_overrides(params), "run_dir": None}
-        job.update(
-            trial=trial.number,
-            worker=trial.user_attrs.get(WORKER),
-            status=STATUS[trial.state],
-        )
-        if trial.state == State.COMPLETE:
-            job["mIoU"] = trial.value
-        elif trial.state == State.FAIL and "error" not in job:
-            job["error"] = "its worker stopped (its lease expired) and it was not retried"
-        elif trial.state == State.PRUNED and "error" not in job:
-            job["error"] = "pruned"
-        jobs.append(job)
-    return jobs
 
 
 def _write_best(study: optuna.Study, sweep_dir: Path) -> list[str]:
