@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # optuna is imported where a study is used: it costs every ru
 STUDY_FILE = "optuna.db"
 JOURNAL = "journal:"
 SCHEMA_ATTEMPTS = 5
+# the databases Optuna's RDBStorage serves (SQLAlchemy's dialects, `+driver` aside)
+DATABASES = {"sqlite", "postgresql", "mysql", "mariadb", "oracle", "mssql"}
 # the file systems whose locks sqlite cannot rely on (/proc/mounts types)
 NETWORK_FILE_SYSTEMS = {
     "nfs",
@@ -90,6 +92,11 @@ def check_storage(url: str) -> None:
             raise ConfigError(f"{key}: expected journal:PATH (a file on the shared file system)")
         return
     parts = urlsplit(url)
+    if parts.scheme.split("+")[0] not in DATABASES or not url.startswith(f"{parts.scheme}://"):
+        raise ConfigError(
+            f"{key}: expected a database URL (postgresql://USER@HOST:PORT/DB, "
+            "mysql://USER@HOST/DB, sqlite:///PATH) or journal:PATH"
+        )
     if sqlite_file(url) is not None:
         fs = file_system(sqlite_file(url).parent)
         if fs in NETWORK_FILE_SYSTEMS:

@@ -135,7 +135,8 @@ def test_workers_on_one_postgres_study_share_n_trials(database, workers, capsys)
     shutil.move(run_dirs[0], "elsewhere")
     capsys.readouterr()
     main(["report", str(sweep_dir())])
-    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    out = capsys.readouterr().out.splitlines()
+    table = [line for line in out if line.startswith("| ") and "| --- |" not in line]
     assert table[0].startswith("| trial | worker |")
     assert len(table) == 1 + n_trials and sum("| finished |" in row for row in table) == n_trials
     workers_shown = {row.split("|")[2].strip() for row in table[1:]}
@@ -214,6 +215,22 @@ def test_n_jobs_with_the_in_process_launcher_is_one_line(capsys):
         ["-m", *QUICK, "hydra/sweeper=seglab_optuna", "hydra.sweeper.n_jobs=2"], capsys
     )
     assert "hydra.sweeper.n_jobs=2" in line and "hydra/launcher=cpu_parallel" in line
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("hydra.sweeper.storage=foo://bar", "expected a database URL"),
+        ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0: expected at least 1 trial"),
+        (
+            "hydra.sweeper.storage=postgresql://seglab@127.0.0.1:1/optuna",
+            "cannot open the study (connection failed",
+        ),
+    ],
+)
+def test_a_storage_or_budget_that_cannot_work_is_one_line(override, expected, capsys):
+    line = error_line(["-m", *QUICK, "hydra/sweeper=seglab_optuna", override], capsys)
+    assert expected in line
 
 
 def test_a_password_in_the_storage_url_is_refused(capsys):

@@ -91,6 +91,8 @@ def _as_params(arguments: list[str]) -> dict[str, str]:
 
 
 def _check_slots(cfg: dict[str, Any], launcher_target: str | None) -> None:
+    if cfg["n_trials"] < 1:
+        raise ConfigError(f"hydra.sweeper.n_trials={cfg['n_trials']}: expected at least 1 trial")
     n_jobs = cfg["n_jobs"]
     if n_jobs < 1:
         raise ConfigError(f"hydra.sweeper.n_jobs={n_jobs}: expected at least 1 trial at once")
@@ -134,6 +136,9 @@ class Worker:
         self._asking = threading.Lock()  # one ask at a time: the budget check is per ask
         interval = cfg.get("heartbeat_interval") or 10
         self.poll_s = min(interval, 10)
+        # without leases (a journal file) a dead worker's trial would look alive for ever:
+        # a worker then ends with its own trials instead of waiting for the others'
+        self.leases = getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
 
     def take_over_orphans(self) -> None:
         """Trials left RUNNING in a study only this worker may search (a sqlite file it locks):
@@ -257,7 +262,10 @@ class Worker:
             self.study.tell(trial, float(result.return_value), skip_if_finished=True)
 
     def all_ended(self) -> bool:
-        """No counted trial of the study is running or waiting, in any worker."""
+        """No counted trial of the study is running or waiting, in any worker (without leases:
+        none left to ask for)."""
+        if not self.leases:
+            return True
         trials = counted(self.study.get_trials(deepcopy=False))
         return not any(t.state in (State.RUNNING, State.WAITING) for t in trials)
 

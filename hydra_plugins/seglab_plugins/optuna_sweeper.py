@@ -2,11 +2,14 @@
 
 `hydra/sweeper=seglab_optuna` (or an `hparams_search/` file that picks it; config.py holds its
 options): the task's returned mIoU is the objective; the search space is
-`hydra.sweeper.params` in Hydra's sweep syntax; the study lives in SWEEP_DIR/optuna.db, so the
-same command launched again continues it (trials that were running when it stopped are asked
-again with the same parameters, and seglab resumes their runs from their checkpoints). Each job
-reports its validations to its trial through an mmengine hook (seglab.hooks.OptunaTrialHook);
-a trial the pruner stops is recorded as pruned.
+`hydra.sweeper.params` in Hydra's sweep syntax. Each process that runs the search is a worker of
+its study: by default the study lives in SWEEP_DIR/optuna.db, for one worker (the same command
+launched again continues it; trials that were running when it stopped are asked again with the
+same parameters, and seglab resumes their runs from their checkpoints); with a database
+(`hydra.sweeper.storage`) any number of workers share it, each trial under a lease
+(seglab/study_storage.py). Each job renews its trial's lease and reports its validations to it
+through an mmengine hook (seglab.hooks.OptunaTrialHook); a trial the pruner stops is recorded
+as pruned.
 
 Hydra imports this module at every start-up (its plugin scan): Optuna is imported by _optuna.py
 when a search runs.
