@@ -54,6 +54,7 @@ def command(storage: str, max_iters: list[int]) -> list[str]:
         "hydra/sweeper=seglab_optuna",
         "hydra/sweeper/pruner=none",
         f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=seglab",
         f"hydra.sweeper.n_trials={len(max_iters)}",
         f"train_cfg.max_iters=choice({choices})",
         f"train_cfg.val_interval={min(max_iters)}",

@@ -226,12 +226,23 @@ class OptunaTrialHook(Hook):
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
         import optuna
 
+        from seglab.study_storage import storage_errors
+
         if not metrics or "mIoU" not in metrics:
             return
-        trial = optuna.Trial(self.study(), self.trial_id)
         miou = round(float(metrics["mIoU"]), 4)
-        trial.report(miou, step=runner.iter)
-        if trial.should_prune():
+        try:
+            trial = optuna.Trial(self.study(), self.trial_id)
+            trial.report(miou, step=runner.iter)
+            prune = trial.should_prune()
+        except storage_errors() as err:  # the database did not answer: train on, unpruned
+            reason = (str(getattr(err, "orig", None) or err).strip().splitlines() or [""])[0]
+            runner.logger.warning(
+                f"the Optuna study did not take iteration {runner.iter}'s mIoU ({reason}); "
+                "training goes on without pruning at this validation"
+            )
+            return
+        if prune:
             if self._lease is not None:
                 self._lease.end()
             raise optuna.TrialPruned(f"pruned at iteration {runner.iter} (mIoU={miou})")

@@ -6,7 +6,8 @@ credential (`+wandb.api_token=...`, `+db.passwd=...`, `+s3.credentials=...`, `+a
 when its value reads an environment variable (`${oc.env:VAR}`), or when it interpolates such a
 value (`+db.dsn=postgres://u:${db.password}@h/db`): the key stays, the value becomes
 `masked-<16 hex digits>`. A URL's user and password (`https://user:token@host/...`) and its
-token-like query parameters (`?token=...`, `&sig=...`) are masked wherever they appear.
+token-like query parameters (`?token=...`, `&sig=...`) are masked wherever they appear; a
+database URL's user is a role name and is kept (`postgresql://seglab:masked-...@host/db`).
 
 The 16 hex digits are an HMAC-SHA256 of the value as written, keyed with 32 random bytes that
 seglab creates once per machine and user in `$SEGLAB_CACHE/masking-key` (else
@@ -150,6 +151,7 @@ _URL_PARAM = re.compile(
     r"(?P<sep>[?&;])(?P<name>[A-Za-z0-9_.-]+)(?P<eq>\\?=)"
     r"(?P<value>(?:\\.|[^&;#\s'\")\\])+)"
 )
+_DATABASE_SCHEME = re.compile(r"(?:postgres|postgresql|mysql|mariadb|oracle|mssql)[+:]", re.I)
 _SECRET_PARAM = re.compile(r"^(sig|signature|code|sas|x-amz-security-token)$", re.IGNORECASE)
 
 
@@ -158,7 +160,16 @@ def mask_urls(text: str) -> str:
 
     def userinfo(m: re.Match) -> str:
         info = m["info"]
-        return m[0] if MASKED.fullmatch(info) else f"{m['scheme']}{mask_value(info)}@"
+        if MASKED.fullmatch(info):
+            return m[0]
+        user, colon, password = info.partition(":")
+        if _DATABASE_SCHEME.match(m["scheme"]):
+            # a database's user is a role name, not a credential (a token-as-user is a web
+            # URL's habit): kept, so that a printed command still names it
+            if not colon or MASKED.fullmatch(password):
+                return m[0]
+            return f"{m['scheme']}{user}:{mask_value(password)}@"
+        return f"{m['scheme']}{mask_value(info)}@"
 
     def param(m: re.Match) -> str:
         name, value = m["name"], m["value"]

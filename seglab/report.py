@@ -170,7 +170,7 @@ def study_of_sweep(sweep_dir: Path) -> list[dict] | None:
     from optuna import load_study
 
     from seglab.hparam_search import quiet_optuna, study_jobs
-    from seglab.study_storage import storage_url
+    from seglab.study_storage import storage_url, study_name
 
     storage = sweeper.get("storage")
     try:
@@ -178,7 +178,8 @@ def study_of_sweep(sweep_dir: Path) -> list[dict] | None:
             storage = OmegaConf.create({"url": storage}).url
         with quiet_optuna():
             study = load_study(
-                study_name=sweeper["study_name"], storage=storage_url(storage, sweep_dir)
+                study_name=study_name({**sweeper, "storage": storage}, sweep_dir),
+                storage=storage_url(storage, sweep_dir),
             )
             return study_jobs(study)
     except (KeyError, sqlalchemy.exc.SQLAlchemyError, OmegaConfBaseException):

@@ -67,6 +67,15 @@ CLUSTER_HINT = (
 )
 
 
+def storage_errors() -> tuple[type[BaseException], ...]:
+    """What a study's storage raises when its database does not answer (Optuna wraps
+    SQLAlchemy's errors in its own)."""
+    import optuna
+    import sqlalchemy
+
+    return (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
+
+
 def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
     """The study's storage: the sweeper's `storage`, else a sqlite file in the sweep dir;
     `postgresql://` through psycopg (SQLAlchemy's own default driver is psycopg2)."""
@@ -98,6 +107,8 @@ def check_storage(url: str) -> None:
             "mysql://USER@HOST/DB, sqlite:///PATH) or journal:PATH"
         )
     if sqlite_file(url) is not None:
+        if not sqlite_file(url).name:
+            raise ConfigError(f"{key}: expected sqlite:///PATH (a file)")
         fs = file_system(sqlite_file(url).parent)
         if fs in NETWORK_FILE_SYSTEMS:
             raise ConfigError(
@@ -119,6 +130,22 @@ def check_storage(url: str) -> None:
                 f"{key}: PostgreSQL's driver is not installed; pip install 'psycopg[binary]' "
                 "(seglab's `search` extra)"
             ) from None
+
+
+def check_leases(heartbeat_interval: int, grace_period: int | None) -> None:
+    """One line for leases that cannot hold: a grace period a renewal cannot beat would let
+    workers fail one another's live trials."""
+    if heartbeat_interval < 1:
+        raise ConfigError(
+            f"hydra.sweeper.heartbeat_interval={heartbeat_interval}: expected seconds, at least 1"
+        )
+    if grace_period is not None and grace_period <= heartbeat_interval:
+        raise ConfigError(
+            f"hydra.sweeper.grace_period={grace_period}: expected more than "
+            f"heartbeat_interval={heartbeat_interval} (a lease renewed every "
+            f"{heartbeat_interval} s would expire between renewals), e.g. "
+            f"hydra.sweeper.grace_period={3 * heartbeat_interval}, or null (twice the interval)"
+        )
 
 
 def _shown(url: str) -> str:
@@ -184,6 +211,15 @@ def open_storage(
     raise AssertionError("unreachable")
 
 
+def study_name(sweeper_cfg: Mapping[str, Any], sweep_dir: str | Path) -> str:
+    """The study's name: `study_name` when given; else `seglab` in the sweep directory's own
+    sqlite file, and the sweep directory's name in a shared database, so that two searches
+    (other overrides, another model) never share a study by default."""
+    if sweeper_cfg.get("study_name"):
+        return sweeper_cfg["study_name"]
+    return "seglab" if not sweeper_cfg.get("storage") else Path(sweep_dir).name
+
+
 def load_study(sweeper_cfg: Mapping[str, Any], sweep_dir: str | Path) -> optuna.Study:
     """The sweep's study, with the sampler, pruner and leases its sweeper config names."""
     import optuna
@@ -194,7 +230,7 @@ def load_study(sweeper_cfg: Mapping[str, Any], sweep_dir: str | Path) -> optuna.
         url, sweeper_cfg.get("heartbeat_interval"), sweeper_cfg.get("grace_period")
     )
     return optuna.create_study(
-        study_name=sweeper_cfg["study_name"],
+        study_name=study_name(sweeper_cfg, sweep_dir),
         storage=storage,
         direction=sweeper_cfg.get("direction", "maximize"),
         sampler=instantiate(sweeper_cfg["sampler"]) if sweeper_cfg.get("sampler") else None,
@@ -258,14 +294,13 @@ class Lease:
 
     def _renew(self, storage: Any, trial_id: int, interval: int) -> None:
         import optuna
-        import sqlalchemy
 
         while not self._stop.wait(interval):
             try:
                 if storage.get_trial(trial_id).state != optuna.trial.TrialState.RUNNING:
                     return
                 storage.record_heartbeat(trial_id)
-            except sqlalchemy.exc.SQLAlchemyError:
+            except storage_errors():
                 continue  # the database did not answer: the next beat tries again
 
     def end(self) -> None:

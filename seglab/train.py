@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -27,7 +28,7 @@ from seglab.convert import overrides_to_config, to_container, write_config
 from seglab.data_loading import check_files_as_they_load
 from seglab.distributed import apply_slurm_environment, fit_cpu_processes, launch_rank
 from seglab.errors import ConfigError, exit_with_error
-from seglab.hparam_search import current_trial
+from seglab.hparam_search import TRIAL_ENV, current_trial
 from seglab.loader_workers import fit_loader_workers
 from seglab.masking import mask_env_values, mask_overrides, task_overrides
 from seglab.metrics import with_per_class_metrics
@@ -38,6 +39,8 @@ from seglab.wandb_logging import wandb_additions
 EXPORTED_CONFIG = "config.py"
 LOG_TIMES = 5  # a run prints its loss at least this often, however short
 LOGGER_KEYS = {"default_hooks", "default_hooks.logger", "default_hooks.logger.interval"}
+# how often an Optuna trial's job looks whether its earlier job has let its directory go
+TRIAL_WAIT_S = 2
 
 
 def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None]) -> Config:
@@ -156,9 +159,15 @@ def train(
     its last checkpoint.
     """
     if launch_rank() == 0 and not run_dirs.hold(run_dir):  # under torchrun rank 0 holds it
-        raise ConfigError(
-            f"{run_dir} is being trained by another process right now; wait for it to end"
-        )
+        if not (sweeping and os.environ.get(TRIAL_ENV)):
+            raise ConfigError(
+                f"{run_dir} is being trained by another process right now; wait for it to end"
+            )
+        # an Optuna trial asked again while its first job still runs (its lease expired, the
+        # database was away): that job's result is this one's, once it has ended
+        print(f"seglab: {run_dir} is being trained by the trial's earlier job; waiting for it")
+        while not run_dirs.hold(run_dir):
+            time.sleep(TRIAL_WAIT_S)
     if sweeping:
         finished = finished_metrics(run_dir, cfg.train_cfg.get("max_iters"))
         if finished is not None:

@@ -68,8 +68,10 @@ def ended(process: subprocess.Popen, timeout: float = 400) -> tuple[int, str]:
     return process.returncode, output
 
 
-def trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name="seglab", storage=url).trials
+def trials(storage) -> list[optuna.trial.FrozenTrial]:
+    """The trials of the one study in `storage` (named after the sweep directory)."""
+    (name,) = optuna.get_all_study_names(storage)
+    return optuna.load_study(study_name=name, storage=storage).trials
 
 
 def sweep_dir() -> Path:
@@ -195,6 +197,7 @@ def test_n_jobs_keeps_trials_in_flight_without_a_batch_barrier(tmp_path):
             "hydra/launcher=cpu_parallel",
             "hydra.sweeper.pruner=null",
             f"hydra.sweeper.storage={url}",
+            "hydra.sweeper.study_name=seglab",
             "hydra.sweeper.n_trials=4",
             "hydra.sweeper.n_jobs=2",
             "train_cfg.max_iters=choice(2,30)",
@@ -222,6 +225,9 @@ def test_n_jobs_with_the_in_process_launcher_is_one_line(capsys):
     [
         ("hydra.sweeper.storage=foo://bar", "expected a database URL"),
         ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0: expected at least 1 trial"),
+        ("hydra.sweeper.grace_period=30", "expected more than heartbeat_interval=60"),
+        ("hydra.sweeper.heartbeat_interval=0", "expected seconds, at least 1"),
+        ("hydra.sweeper.storage=sqlite:///", "expected sqlite:///PATH (a file)"),
         (
             "hydra.sweeper.storage=postgresql://seglab@127.0.0.1:1/optuna",
             "cannot open the study (connection failed",
@@ -269,8 +275,72 @@ def test_workers_on_a_journal_file_share_n_trials(tmp_path):
     assert [code for code, _ in results] == [0, 0], results
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-    study = optuna.load_study(
-        study_name="seglab", storage=JournalStorage(JournalFileBackend(str(journal)))
+    study = trials(JournalStorage(JournalFileBackend(str(journal))))
+    assert [t.state.name for t in study] == ["COMPLETE"] * 3
+    assert len({t.user_attrs["seglab_worker"] for t in study}) == 2
+
+
+@pytest.mark.processes
+@pytest.mark.train
+@needs_postgres
+def test_a_database_outage_longer_than_the_grace_period_loses_no_trial(database):
+    """The database stops for longer than a lease's grace period while two workers train: the
+    leases are renewed once it is back, and every trial ends once, finished."""
+    command = [
+        *SEARCH,
+        *TRAIN_LONGER,
+        "train_cfg.max_iters=60",
+        f"hydra.sweeper.storage={database.url}",
+        "hydra.sweeper.n_trials=2",
+    ]
+    processes = [worker(command), worker(command)]
+    wait_for(
+        lambda: len(list(Path.cwd().glob("outputs/sweeps/*/trial-*/iter_2.pth"))) == 2,
+        what="both trials training",
     )
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
-    assert len({t.user_attrs["seglab_worker"] for t in study.trials}) == 2
+    database.pause(8)  # longer than grace_period=5
+    results = [ended(p) for p in processes]
+    assert [code for code, _ in results] == [0, 0], results
+    study = trials(database.url)
+    assert [t.state.name for t in study] == ["COMPLETE", "COMPLETE"], results
+
+
+@pytest.mark.processes
+@pytest.mark.train
+@needs_postgres
+def test_two_searches_on_one_database_get_studies_of_their_own(database, capsys):
+    first = [
+        *QUICK,
+        "hydra/sweeper=seglab_optuna",
+        "hydra/sweeper/pruner=none",
+        f"hydra.sweeper.storage={database.url}",
+        "hydra.sweeper.n_trials=1",
+    ]
+    main(["-m", *first, "optim_wrapper.optimizer.lr=interval(1e-4,1e-2)"])
+    weight_decay = "optim_wrapper.optimizer.weight_decay=interval(0,0.1)"
+    main(["-m", *first, weight_decay])
+    assert len(optuna.get_all_study_names(database.url)) == 2, "one study per search"
+    # one study named for both: the second is refused before any trial
+    main(
+        [
+            "-m",
+            *first,
+            "optim_wrapper.optimizer.lr=interval(1e-4,1e-2)",
+            "hydra.sweeper.study_name=shared",
+        ]
+    )
+    line = error_line(
+        ["-m", *first, weight_decay, "hydra.sweeper.study_name=shared"], capsys, trained=True
+    )
+    assert "give this search a study of its own: hydra.sweeper.study_name=NAME" in line
+
+
+def test_a_database_url_keeps_its_user_and_masks_its_password():
+    """A printed command (Ctrl-C's `the same command continues`) must still name the role."""
+    from seglab.masking import mask_urls
+
+    plain = "postgresql+psycopg://seglab@127.0.0.1:5432/optuna"
+    assert mask_urls(plain) == plain
+    masked = mask_urls("postgresql://seglab:hunter2@127.0.0.1/optuna")
+    assert "seglab:masked-" in masked and "hunter2" not in masked
+    assert "ghp_token" not in mask_urls("https://ghp_token@github.com/org/repo")

@@ -221,7 +221,8 @@ def test_what_interpolates_a_secret_is_masked_in_the_run_directory(capsys):
     code, summary = sweep(args)
     assert code == 1 and summary["failed"] == 1
     sweep_dir = Path(summary["jobs"][0]["run_dir"]).parent
-    assert "dsn=postgres___masked-" in sweep_dir.name and ENV_DB not in sweep_dir.name
+    # a database URL keeps its user (a role name) and masks the password it interpolates
+    assert "dsn=postgres___u_masked-" in sweep_dir.name and ENV_DB not in sweep_dir.name
     for path in files(sweep_dir):  # .hydra/hydra.yaml holds the directory's name
         assert not holding(path, [ENV_DB, ENV_LR]), path
 

@@ -97,7 +97,8 @@ def test_an_sbatch_array_of_optuna_workers_shares_one_postgres_study(slurm, tmp_
             assert time.monotonic() < deadline, "the array did not end"
             time.sleep(1)
         outputs = [p.read_text() for p in sorted(tmp_path.glob("worker-*.out"))]
-        trials = optuna.load_study(study_name="seglab", storage=server.url).trials
+        (name,) = optuna.get_all_study_names(server.url)
+        trials = optuna.load_study(study_name=name, storage=server.url).trials
     assert len(outputs) == 2 and all("seglab sweep: 3 finished, 0 failed" in o for o in outputs)
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3, outputs
     assert len({t.user_attrs["seglab_worker"] for t in trials}) == 2

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +48,19 @@ from seglab.hparam_search import (
 from seglab.masking import mask_text
 from seglab.study_storage import (
     Lease,
+    check_leases,
     check_storage,
     load_study,
     sole_worker,
     sqlite_file,
+    storage_errors,
     storage_url,
     worker_name,
 )
 
 State = optuna.trial.TrialState
+# how long a worker waits for its study's database to answer again
+OUTAGE_S = 600
 IN_PROCESS = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
@@ -63,14 +68,18 @@ def search(config: DictConfig, launcher: Launcher, arguments: list[str]) -> None
     """The sweep of `hydra/sweeper=seglab_optuna`, with the command line's `arguments`."""
     sweep_dir = start_sweep(config)
     cfg = OmegaConf.to_container(config.hydra.sweeper, resolve=True, enum_to_str=True)
+    # as written: a password read with ${oc.env:VAR} is not one written into the URL
+    written = OmegaConf.to_container(config.hydra.sweeper, resolve=False)["storage"]
     url = storage_url(cfg.get("storage"), sweep_dir)
     try:
         distributions, fixed = search_space({**(cfg.get("params") or {}), **_as_params(arguments)})
-        check_storage(url)
+        check_storage(storage_url(written, sweep_dir))
+        check_leases(cfg["heartbeat_interval"], cfg.get("grace_period"))
         _check_slots(cfg, config.hydra.launcher.get("_target_"))
         database = sqlite_file(url)
         with sole_worker(database) if database else contextlib.nullcontext():
             study = _open(cfg, sweep_dir, url)
+            _check_same_search(study, distributions)
             if not database:
                 # workers sharing a database draw their own random numbers: with the seed
                 # they were all given, each would propose the same trials
@@ -79,10 +88,24 @@ def search(config: DictConfig, launcher: Launcher, arguments: list[str]) -> None
             if database:  # this worker alone searches the file: what runs has no worker
                 worker.take_over_orphans()
             worker.run()
+            jobs = worker.outlasting(lambda: study_jobs(study))
+            best = worker.outlasting(lambda: _write_best(study, sweep_dir))
     except ConfigError as err:  # Hydra would print a traceback for an exception from here
         exit_with_error(err)
-    jobs = study_jobs(study)
-    finish_sweep(jobs, sweep_dir, last_lines=_write_best(study, sweep_dir), earlier=False)
+    finish_sweep(jobs, sweep_dir, last_lines=best, earlier=False)
+
+
+def _check_same_search(study: optuna.Study, distributions: dict[str, Any]) -> None:
+    """One line when the study holds trials of a search over other parameters (two searches
+    given one study_name would otherwise mix their trials, budgets and pruning)."""
+    ours = set(distributions)
+    for trial in study.get_trials(deepcopy=False):
+        if trial.distributions and set(trial.distributions) != ours:
+            raise ConfigError(
+                f"hydra.sweeper.study_name={study.study_name}: this study holds trials over "
+                f"{', '.join(sorted(trial.distributions))}, not over {', '.join(sorted(ours))}; "
+                "give this search a study of its own: hydra.sweeper.study_name=NAME"
+            )
 
 
 def _as_params(arguments: list[str]) -> dict[str, str]:
@@ -111,6 +134,11 @@ def _open(cfg: dict[str, Any], sweep_dir: Path, url: str) -> optuna.Study:
     try:
         with quiet_optuna():
             return load_study(cfg, sweep_dir)
+    except ImportError as err:  # SQLAlchemy found no driver for the database
+        raise ConfigError(
+            f"hydra.sweeper.storage={mask_text(url)}: the database's driver is not installed "
+            f"({str(err).strip().splitlines()[0]}); install it (PostgreSQL: the `search` extra)"
+        ) from None
     except sqlalchemy.exc.OperationalError as err:
         reason = str(err.orig or err).strip().splitlines()[0]
         raise ConfigError(
@@ -139,6 +167,7 @@ class Worker:
         # without leases (a journal file) a dead worker's trial would look alive for ever:
         # a worker then ends with its own trials instead of waiting for the others'
         self.leases = getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
+        self._outage_told = False
 
     def take_over_orphans(self) -> None:
         """Trials left RUNNING in a study only this worker may search (a sqlite file it locks):
@@ -168,40 +197,69 @@ class Worker:
                 while thread.is_alive():  # a timeout keeps this thread open to signals
                     thread.join(timeout=1)
 
+    def outlasting(self, step: Callable[[], Any]) -> Any:
+        """`step()`, tried again while the study's database does not answer (a restart, the
+        network), for up to OUTAGE_S seconds; then one line, the trials left to their leases."""
+        deadline = time.monotonic() + OUTAGE_S
+        while True:
+            try:
+                result = step()
+                self._outage_told = False
+                return result
+            except storage_errors() as err:
+                reason = (str(getattr(err, "orig", None) or err).strip().splitlines() or [""])[0]
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"hydra.sweeper.storage: the study's database has not answered for "
+                        f"{OUTAGE_S} s ({mask_text(reason)}); its trials keep their "
+                        "checkpoints: launch the same command again once it answers"
+                    ) from None
+                if not self._outage_told:
+                    print(
+                        f"[seglab optuna] the study's database does not answer "
+                        f"({mask_text(reason)}); trying again every {self.poll_s} s",
+                        flush=True,
+                    )
+                    self._outage_told = True
+                time.sleep(self.poll_s)
+
     def _run_slot(self) -> None:
         while True:
-            claimed = self.claim()
+            claimed = self.outlasting(self.claim)
             if claimed is None:
-                if self.all_ended():
+                if self.outlasting(self.all_ended):
                     return
                 time.sleep(self.poll_s)  # for a lease to expire, or the last trials to end
                 continue
             trial, lease = claimed
             try:
-                (result,) = self.launcher.launch([self.overrides(trial)], trial.number)
+                job = self.outlasting(lambda t=trial: self.overrides(t))
+                (result,) = self.launcher.launch([job], trial.number)
             finally:
                 lease.end()
-            self.tell(trial, result)
+            self.outlasting(lambda t=trial, r=result: self.tell(t, r))
 
     def _run_batches(self) -> None:
         while True:
             claimed = []
-            while len(claimed) < self.cfg["n_jobs"] and (one := self.claim()) is not None:
+            while len(claimed) < self.cfg["n_jobs"]:
+                one = self.outlasting(self.claim)
+                if one is None:
+                    break
                 claimed.append(one)
             if not claimed:
-                if self.all_ended():
+                if self.outlasting(self.all_ended):
                     return
                 time.sleep(self.poll_s)
                 continue
             try:
-                results = self.launcher.launch(
-                    [self.overrides(t) for t, _ in claimed], claimed[0][0].number
-                )
+                jobs = [self.outlasting(lambda t=t: self.overrides(t)) for t, _ in claimed]
+                results = self.launcher.launch(jobs, claimed[0][0].number)
             finally:
                 for _, lease in claimed:
                     lease.end()
             for (trial, _), result in zip(claimed, results, strict=True):
-                self.tell(trial, result)
+                self.outlasting(lambda t=trial, r=result: self.tell(t, r))
 
     def claim(self) -> tuple[optuna.Trial, Lease] | None:
         """The next trial for this worker, leased, or None when n_trials are asked for."""

@@ -49,7 +49,9 @@ class SeglabOptunaSweeperConf:
     workers running the same command) and continues when the command is launched again."""
 
     _target_: str = "hydra_plugins.seglab_plugins.optuna_sweeper.SeglabOptunaSweeper"
-    study_name: str = "seglab"
+    # null: `seglab` in the sweep directory's sqlite file; in a shared database, the sweep
+    # directory's name (a function of the overrides: the same command, the same study)
+    study_name: str | None = None
     # null: sqlite:///SWEEP_DIR/optuna.db, for one worker; many workers share a database:
     # postgresql://USER@HOST:PORT/DB (password in PGPASSWORD), or journal:PATH on a shared
     # file system (seglab/study_storage.py)

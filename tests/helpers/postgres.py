@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,15 @@ class Server:
     url: str
     env: dict[str, str]
     data_dir: Path
+    owner: str | None
+    start_command: tuple[str, ...]
+
+    def pause(self, seconds: float) -> None:
+        """Stop the server for `seconds` (a restart, a network outage), then start it again."""
+        pg_ctl = self.start_command[0]
+        _run(self.owner, pg_ctl, "-D", str(self.data_dir), "-m", "fast", "stop")
+        time.sleep(seconds)
+        _run(self.owner, *self.start_command)
 
 
 def _free_port() -> int:
@@ -114,18 +124,9 @@ def server(database: str = "optuna") -> Iterator[Server]:
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
         # the server's output goes to its log file: on a pipe, it would hold `pg_ctl`'s open
         log = root / "server.log"
-        _run(
-            owner,
-            str(bin_dir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(log),
-            "-o",
-            options,
-            "-w",
-            "start",
-        )
+        start = (str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options)
+        start += ("-w", "start")
+        _run(owner, *start)
         env = {"PGPASSWORD": password}
         _run(
             owner,
@@ -141,7 +142,11 @@ def server(database: str = "optuna") -> Iterator[Server]:
             database,
         )
         yield Server(
-            url=f"postgresql+psycopg://{ROLE}@127.0.0.1:{port}/{database}", env=env, data_dir=data
+            url=f"postgresql+psycopg://{ROLE}@127.0.0.1:{port}/{database}",
+            env=env,
+            data_dir=data,
+            owner=owner,
+            start_command=start,
         )
     finally:
         if (data / "postmaster.pid").exists():
