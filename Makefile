@@ -61,4 +61,4 @@ clean:
 # Regenerate the zoo (conf/model, conf/dataset, conf/schedule options named as upstream's
 # _base_ files, conf/_delete_, experiments/<family>/) from the installed mmsegmentation.
 zoo: install
-	$(PY) -m seglab.zoo_generate
+	$(PY) -m seglab.zoo.generate

@@ -113,7 +113,7 @@ def experiment_crop(experiment: str) -> tuple[int, int]:
     """The experiment's crop (height, width), as seglab composes it."""
     from omegaconf import OmegaConf
 
-    from seglab.compose import compose
+    from seglab.config.compose import compose
 
     cfg = compose([f"experiment={experiment}"])
     height, width = OmegaConf.to_container(cfg.dataset.crop_size, resolve=True)
@@ -166,7 +166,7 @@ def forward_macs(overrides: Sequence[str], crop: tuple[int, int]) -> int:
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
-    from seglab.convert import overrides_to_config
+    from seglab.config.convert import overrides_to_config
 
     register_all_modules()
     with warnings.catch_warnings():  # mmseg's deprecation notes, printed by every run's log

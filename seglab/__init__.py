@@ -1,3 +1,16 @@
-"""seglab: Hydra config groups in front of mmsegmentation 1.x and mmengine's Runner."""
+"""seglab: Hydra config groups in front of mmsegmentation 1.x and mmengine's Runner.
+
+The package in wings, each a folder that says what it holds and what it may import:
+`config/` (the Hydra tree composed and converted), `checks/` (what is checked before training),
+`run/` (training with mmengine's Runner and what joins it), `zoo/` (upstream's configs as group
+options). On top: the commands (`cli`, `evaluate`, `report`, `drawings`) and the ground every wing
+stands on (`errors`, `masking`, `checkpoint_loading`, `run_dirs/`).
+"""
+
+from pathlib import Path
 
 __version__ = "0.1.0"
+
+# the repository this package runs from: the Hydra groups and the experiments beside it
+REPO = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO / "conf"

@@ -207,7 +207,7 @@ def escaped_strings(checkpoint: dict) -> dict:
     escapes (`\\x1b`): mmengine prints the keys that do not match the model with `print`, and
     a key carrying a terminal escape sequence would move the cursor or retitle the terminal. No
     weight is lost: such a key never names a parameter (their names are Python identifiers)."""
-    from seglab.console import CONTROL_CHARACTERS, escape_control_characters
+    from seglab.masking import CONTROL_CHARACTERS, escape_control_characters
 
     def clean(value):
         if isinstance(value, str) and CONTROL_CHARACTERS.search(value):

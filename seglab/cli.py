@@ -61,7 +61,7 @@ def groups_help() -> str:
     short form of Hydra's help, whose config dump and option lists run to hundreds of lines."""
     import yaml
 
-    from seglab.compose import CONF_DIR, CONFIG_NAME, group_options, groups
+    from seglab.config.compose import CONF_DIR, CONFIG_NAME, group_options, groups
 
     defaults = yaml.safe_load((CONF_DIR / f"{CONFIG_NAME}.yaml").read_text())["defaults"]
     chosen = {k: v for d in defaults if isinstance(d, dict) for k, v in d.items()}
@@ -86,7 +86,7 @@ def _hydra_plugin_groups() -> dict[str, list[str]]:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from seglab.compose import CONF_DIR
+    from seglab.config.compose import CONF_DIR
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
@@ -98,7 +98,7 @@ def _clip(line: str, width: int = 100) -> str:
 
 
 def export_command(args: Sequence[str]) -> None:
-    from seglab.convert import config_text, overrides_to_config, write_config
+    from seglab.config.convert import config_text, overrides_to_config, write_config
     from seglab.masking import mask_overrides
 
     out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
@@ -124,7 +124,8 @@ def report_command(args: Sequence[str]) -> None:
 
 
 def train_command(args: Sequence[str]) -> None:
-    from seglab.compose import check_group_choices, check_overrides
+    from seglab.checks.overrides import check_overrides
+    from seglab.config.compose import check_group_choices
 
     overrides = [a for a in args if "=" in a and not a.startswith("-")]
     check_group_choices(overrides)
@@ -133,8 +134,8 @@ def train_command(args: Sequence[str]) -> None:
     check_overrides(
         overrides, launching=bool({"-m", "--multirun"}.intersection(args)) and not shows
     )
-    from seglab import train
-    from seglab.resolvers import tuples_as_lists
+    from seglab.config.resolvers import tuples_as_lists
+    from seglab.run import train
 
     # @hydra.main takes its flags and overrides from sys.argv and nowhere else: set for the
     # run, given back after it (to a test, or any other caller of main in its own process).
@@ -149,19 +150,19 @@ def train_command(args: Sequence[str]) -> None:
 
 
 def list_command(args: Sequence[str]) -> None:
-    from seglab.zoo_index import list_command as run
+    from seglab.zoo.index import list_command as run
 
     run(args)
 
 
 def import_command(args: Sequence[str]) -> None:
-    from seglab.config_import import import_command as run
+    from seglab.zoo.importer import import_command as run
 
     run(args)
 
 
 def env_command(args: Sequence[str]) -> None:
-    from seglab.environment import check_environment, ready_line
+    from seglab.checks.environment import check_environment, ready_line
 
     lines, problems = check_environment()
     print("\n".join(lines))
@@ -250,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print()  # and Hydra's help for the training command, which exits 0
     try:
         if name in ("test", "infer", "import"):  # training has its own (SeglabRunner)
-            from seglab.console import quiet_console
+            from seglab.run.console import quiet_console
 
             with quiet_console():
                 COMMANDS[name](args)

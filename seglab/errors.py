@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import NoReturn
 
@@ -39,3 +40,10 @@ def exit_with_error(message: object) -> NoReturn:
     """
     print(f"seglab: error: {mask_text(message)}", file=sys.stderr, flush=True)
     raise SystemExit(2) from None
+
+
+def os_reason(err: OSError) -> str:
+    """An OSError as `Function not implemented, ENOSYS`: the reason, then its name."""
+    name = errno.errorcode.get(err.errno, str(err.errno)) if err.errno else ""
+    reason = err.strerror or str(err)
+    return f"{reason}, {name}" if name else reason

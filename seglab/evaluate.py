@@ -34,13 +34,14 @@ from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 from mmseg.engine.hooks import SegVisualizationHook
 
-from seglab import checkpoint_loading, hooks  # noqa: F401  (register the loader and the hooks)
-from seglab.console import SeglabRunner
-from seglab.data_loading import check_files_as_they_load
+from seglab import checkpoint_loading  # noqa: F401  (register the loader and the hooks)
 from seglab.drawings import CAPTIONS, captioned, overlay
-from seglab.errors import ConfigError
-from seglab.metrics import with_per_class_metrics
-from seglab.run_dirs import os_reason
+from seglab.errors import ConfigError, os_reason
+from seglab.run import hooks  # noqa: F401  (register the loader and the hooks)
+from seglab.run.console import SeglabRunner
+from seglab.run.data_loading import check_files_as_they_load
+from seglab.run.metrics import with_per_class_metrics
+from seglab.run_dirs.files import CONFIG_FILE, TEST_METRICS_FILE, TEST_METRICS_TTA_FILE
 
 # what OpenCV (mmcv's image backend) reads
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -122,7 +123,7 @@ def true_or_false(key: str, value: str) -> bool:
 def last_checkpoint(run_dir: Path, key: str = "run_dir") -> Path:
     """The run's own last checkpoint (a copied run directory's, not its original's); `key` is
     the option that named the run directory."""
-    from seglab.run_dirs import resume_checkpoint
+    from seglab.run_dirs.resume import resume_checkpoint
 
     checkpoint, note = resume_checkpoint(run_dir)
     if checkpoint is None:
@@ -152,7 +153,7 @@ class WrittenFiles:
     keeps it."""
 
     def __init__(self, folder: Path) -> None:
-        from seglab.resolvers import cache_dir
+        from seglab.config.resolvers import cache_dir
 
         self.folder = folder
         where = str(folder.resolve())
@@ -363,12 +364,12 @@ def config_of_run(
     run_dir: Path, checkpoint: Path | None, tta: bool, show_dir: str | None, changes: dict
 ) -> Config:
     """The run's exported config, set up to test `checkpoint` as tools/test.py does."""
-    if not (run_dir / "config.py").is_file():
+    if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(
             f"run_dir={str(run_dir)!r} has no config.py; expected a seglab run directory"
         )
     # a Config without a file name: the Runner dumps it beside its logs, not over config.py
-    cfg = Config(Config.fromfile(str(run_dir / "config.py")).to_dict(), format_python_code=False)
+    cfg = Config(Config.fromfile(str(run_dir / CONFIG_FILE)).to_dict(), format_python_code=False)
     check_changes(cfg.to_dict(), changes)
     cfg.merge_from_dict({key.lstrip("+"): value for key, value in changes.items()})
     cfg.launcher = "none"  # one process, as tools/test.py without --launcher (a torchrun run too)
@@ -399,8 +400,8 @@ def _missing_run_dir(changes: Mapping[str, Any]) -> ConfigError:
 
 
 def evaluate_command(args: Sequence[str]) -> dict:
-    from seglab.checks import check_counts
-    from seglab.train import release_singletons, stop_loader_workers
+    from seglab.checks.before_training import check_counts
+    from seglab.run.train import release_singletons, stop_loader_workers
 
     options, changes = split_options(args, TEST_OPTIONS)
     if "run_dir" not in options:
@@ -424,7 +425,7 @@ def evaluate_command(args: Sequence[str]) -> dict:
         if runner is not None:  # persistent workers would keep the process from exiting
             stop_loader_workers(runner)
         release_singletons(cfg)
-    out = run_dir / ("test_metrics_tta.json" if tta else "test_metrics.json")
+    out = run_dir / (TEST_METRICS_TTA_FILE if tta else TEST_METRICS_FILE)
     record = {"checkpoint": cfg.load_from, **{k: hooks.json_value(v) for k, v in metrics.items()}}
     out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"test metrics: {', '.join(f'{k}={v}' for k, v in record.items())}\nwritten: {out}")
@@ -518,7 +519,7 @@ def checked_inferencer(inferencer: type, source: str) -> type:
     from mmengine.logging import MMLogger
 
     from seglab.checkpoint_loading import check_fits
-    from seglab.console import escape_logger_output
+    from seglab.run.console import escape_logger_output
 
     escape_logger_output(MMLogger.get_current_instance())
 
@@ -552,7 +553,7 @@ def infer_command(args: Sequence[str]) -> list[Path]:
     checkpoint, image = Path(options["checkpoint"]), Path(options["image"])
     if checkpoint.is_dir():  # a run directory: its last checkpoint, whatever its iteration
         checkpoint = last_checkpoint(checkpoint, key="checkpoint")
-    config = Path(options.get("config") or checkpoint.parent / "config.py")
+    config = Path(options.get("config") or checkpoint.parent / CONFIG_FILE)
     for key, path in (("checkpoint", checkpoint), ("image", image), ("config", config)):
         if not path.exists():
             raise ConfigError(f"{key}={str(path)!r} does not exist")

@@ -33,7 +33,7 @@ Error lines are built from resolved values (`dataset.data_root='/the/secret/path
 folder`), so every line seglab prints or keeps about a failure goes through `mask_text`: each
 value it knows to be a secret (the command's secret-key values, the environment variables its
 overrides read, URL credentials) is replaced by its mask; mmengine's log lines too
-(seglab/console.py).
+(seglab/run/console.py).
 """
 
 from __future__ import annotations
@@ -521,8 +521,6 @@ def _masked(resolved: Any, raw: Any, found: dict, paths: set[str]) -> Any:
 
 # an interpolation with nothing nested in it: `${oc.env:VAR}`, `${db.password}`
 _INTERPOLATION = re.compile(r"\$\{[^${}]*\}")
-# the files Hydra writes in a job's `hydra.output_subdir` before it starts the job
-HYDRA_RECORD = ("config.yaml", "hydra.yaml", "overrides.yaml")
 
 
 def _names_only(value: Any) -> bool:
@@ -692,3 +690,11 @@ def unset_variables(
 
     walk(config, "")
     return list(missing)
+
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_control_characters(text: str) -> str:
+    """`text` with every control character but newline and tab written as a Python escape."""
+    return CONTROL_CHARACTERS.sub(lambda match: ascii(match.group())[1:-1], text)

@@ -27,13 +27,26 @@ import yaml
 from omegaconf.errors import OmegaConfBaseException
 
 from seglab.masking import looks_secret, mask_overrides, mask_text
-from seglab.run_dirs import TRACEBACK_FILE, name_order, short_keys
+from seglab.run_dirs.files import (
+    HYDRA_FILE,
+    JOB_CONFIG_FILE,
+    METRICS_FILE,
+    MULTIRUN_FILE,
+    OVERRIDES_FILE,
+    REPORT_CSV,
+    REPORT_MD,
+    REPORT_PNG,
+    SCALARS_GLOB,
+    SUMMARY_FILE,
+    TRACEBACK_FILE,
+)
+from seglab.run_dirs.names import name_order, short_keys
 
 SEED_KEY = "randomness.seed"
 COLUMNS = ["status", "mIoU", "best mIoU", "mAcc", "aAcc", "iter", "wall s"]
 # an Optuna search's columns: the trial, and the worker that ran it (where several did)
 SEARCH_COLUMNS = ["trial", "worker"]
-SWEEP_FILES = ("summary.json", "multirun.yaml")
+SWEEP_FILES = (SUMMARY_FILE, MULTIRUN_FILE)
 # characters a line of a legend entry (three side by side) and of a panel's title holds
 LEGEND_WIDTH, TITLE_WIDTH = 44, 46
 # the least room above and below the validation values: one point is not drawn as a range
@@ -46,16 +59,16 @@ def find_runs(root: Path) -> list[Path]:
 
 
 def read_run(run_dir: Path, summary_jobs: dict[str, dict]) -> dict[str, Any]:
-    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) or {}
-    hydra_file = run_dir / ".hydra" / "hydra.yaml"
+    overrides = yaml.safe_load((run_dir / OVERRIDES_FILE).read_text()) or []
+    config = yaml.safe_load((run_dir / JOB_CONFIG_FILE).read_text()) or {}
+    hydra_file = run_dir / HYDRA_FILE
     hydra = yaml.safe_load(hydra_file.read_text()) if hydra_file.is_file() else None
     choices = ((hydra or {}).get("hydra") or {}).get("runtime", {}).get("choices") or {}
     max_iters = (config.get("train_cfg") or {}).get("max_iters")
-    metrics_file = run_dir / "metrics.json"
+    metrics_file = run_dir / METRICS_FILE
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     loss, miou, wall = [], [], 0.0
-    for scalars in sorted(run_dir.glob("*/vis_data/scalars.json")):
+    for scalars in sorted(run_dir.glob(SCALARS_GLOB)):
         records = [
             _unprefixed(json.loads(line))
             for line in scalars.read_text().splitlines()
@@ -149,8 +162,8 @@ def sweep_jobs(root: Path) -> list[dict]:
     folders = {p.parent for pattern in SWEEP_FILES for p in root.glob(f"**/{pattern}")}
     for folder in sorted(folders):
         jobs = study_of_sweep(folder)
-        if jobs is None and (folder / "summary.json").is_file():
-            jobs = json.loads((folder / "summary.json").read_text()).get("jobs", [])
+        if jobs is None and (folder / SUMMARY_FILE).is_file():
+            jobs = json.loads((folder / SUMMARY_FILE).read_text()).get("jobs", [])
         found += jobs or []
     return found
 
@@ -161,7 +174,7 @@ def study_of_sweep(sweep_dir: Path) -> list[dict] | None:
     import sqlalchemy
     from omegaconf import OmegaConf
 
-    multirun = sweep_dir / "multirun.yaml"
+    multirun = sweep_dir / MULTIRUN_FILE
     if not multirun.is_file():
         return None
     sweeper = ((yaml.safe_load(multirun.read_text()) or {}).get("hydra") or {}).get("sweeper")
@@ -169,8 +182,8 @@ def study_of_sweep(sweep_dir: Path) -> list[dict] | None:
         return None
     from optuna import load_study
 
-    from seglab.hparam_search import quiet_optuna, study_jobs
-    from seglab.study_storage import storage_url, study_name
+    from seglab.run.hparam_search import quiet_optuna, study_jobs
+    from seglab.run.study_storage import storage_url, study_name
 
     storage = sweeper.get("storage")
     try:
@@ -405,7 +418,7 @@ def report(root: str | Path) -> str:
     if not runs:
         raise FileNotFoundError(f"{root}: no seglab runs (no .hydra/overrides.yaml) below it")
     header, table = rows(runs)
-    with open(root / "report.csv", "w", newline="") as f:
+    with open(root / REPORT_CSV, "w", newline="") as f:
         csv.writer(f).writerows([header, *table])
     text = markdown(header, table)
     seeds = seed_groups(runs)
@@ -413,6 +426,6 @@ def report(root: str | Path) -> str:
         text += "\n" + markdown(*seeds)
     if failed := failures(runs):
         text += "\n" + failed
-    (root / "report.md").write_text(text)
-    plot(runs, root / "report.png")
-    return f"{text}\nwritten: {root / 'report.csv'}, {root / 'report.md'}, {root / 'report.png'}\n"
+    (root / REPORT_MD).write_text(text)
+    plot(runs, root / REPORT_PNG)
+    return f"{text}\nwritten: {root / REPORT_CSV}, {root / REPORT_MD}, {root / REPORT_PNG}\n"

@@ -121,7 +121,7 @@ def test_launcher_that_this_process_was_not_started_by(capsys, monkeypatch, laun
 def test_weights_in_torch_hub_cache_need_no_network(tmp_path, monkeypatch):
     from mmengine.config import Config
 
-    from seglab.checks import check_weights_reachable, resolve_weights_url
+    from seglab.checks.before_training import check_weights_reachable, resolve_weights_url
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     cached = tmp_path / "hub" / "checkpoints" / "resnet18_v1c.pth"
@@ -141,7 +141,7 @@ def test_unknown_optimizer_names_the_closest(capsys):
 
 @pytest.fixture(scope="module")
 def demo_config():
-    from seglab.convert import overrides_to_config
+    from seglab.config.convert import overrides_to_config
 
     return overrides_to_config(["experiment=demo"])
 
@@ -160,7 +160,7 @@ def demo_config():
     ],
 )
 def test_unknown_type_in_each_registry(demo_config, key, value, expected):
-    from seglab.checks import check_registry_types
+    from seglab.checks.before_training import check_registry_types
 
     cfg = copy.deepcopy(demo_config)
     node = cfg
@@ -177,7 +177,7 @@ def test_unknown_type_in_each_registry(demo_config, key, value, expected):
 def test_init_cfg_types_that_modules_read_themselves_pass(demo_config):
     """mmseg's ViT, CLIP text encoder and SAN head read `Pretrained_Part` in their own
     init_weights (no registry holds it): it passes; a misspelt initializer does not."""
-    from seglab.checks import check_registry_types
+    from seglab.checks.before_training import check_registry_types
 
     cfg = copy.deepcopy(demo_config)
     cfg.model.backbone.init_cfg = dict(type="Pretrained_Part", checkpoint="x.pth")
@@ -207,7 +207,7 @@ def test_impossible_count_or_depth(capsys, override, expected):
     ],
 )
 def test_impossible_counts(demo_config, key, value, expected):
-    from seglab.checks import check_counts
+    from seglab.checks.before_training import check_counts
 
     cfg = copy.deepcopy(demo_config)
     top, name = key.split(".")
@@ -273,8 +273,8 @@ def test_a_crop_smaller_than_the_sliding_windows_stride_is_one_line(capsys):
     """UNet's window follows the crop (64 px) and keeps its stride of 42: at a 32 px crop the
     validation would stop in mmseg's AssertionError after the training. The suggested stride
     passes the check."""
-    from seglab.checks import check_sliding_window
-    from seglab.convert import overrides_to_config
+    from seglab.checks.before_training import check_sliding_window
+    from seglab.config.convert import overrides_to_config
 
     args = ["experiment=unet/unet-s5-d16_fcn_4xb4-40k_drive-64x64", "dataset.crop_size=[32,32]"]
     with pytest.raises(ConfigError) as refused:
@@ -299,8 +299,8 @@ def test_a_palette_that_is_not_colours_is_one_line(capsys, tmp_path, palette, sh
 
 def test_persistent_workers_without_workers_is_one_line_whose_advice_works(capsys):
     """torch raised it as the Runner built the loader, after the model: a traceback."""
-    from seglab.checks import check_counts
-    from seglab.convert import overrides_to_config
+    from seglab.checks.before_training import check_counts
+    from seglab.config.convert import overrides_to_config
 
     args = ["experiment=demo", "train_dataloader.num_workers=0"]
     line = error_line(args, capsys)
@@ -317,8 +317,8 @@ def test_seglab_test_with_persistent_workers_and_none_is_one_line(trained_run, c
 
 def test_a_class_count_without_class_names_names_the_key_that_sets_both(capsys, tmp_path):
     """`dataset=custom dataset.num_classes=3` had been told to set dataset.num_classes."""
-    from seglab.checks import check_class_counts
-    from seglab.convert import overrides_to_config
+    from seglab.checks.before_training import check_class_counts
+    from seglab.config.convert import overrides_to_config
 
     root = ade20k_folder(tmp_path / "data", labels=[0, 1, 2])
     line = custom_data_error(root, capsys, "dataset.num_classes=3")

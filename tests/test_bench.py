@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from seglab.compose import compose
+from seglab.config.compose import compose
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "throughput.py"
 _spec = importlib.util.spec_from_file_location("bench_throughput", SCRIPT)

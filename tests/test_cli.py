@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from seglab.cli import COMMANDS, main
-from seglab.compose import group_options
+from seglab.config.compose import group_options
 from tests.helpers.commands import error_line
 
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mmengine.config import Config
 
-from seglab.compose import compose, group_options
-from seglab.convert import overrides_to_config, write_config
+from seglab.config.compose import compose, group_options
+from seglab.config.convert import overrides_to_config, write_config
 
 MODELS = group_options("model")
 DATASETS = group_options("dataset")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from seglab.cli import main
-from seglab.compose import CONF_DIR
+from seglab.config.compose import CONF_DIR
 from tests.helpers.commands import SMALL_SYNTHETIC, TRAINED_RUN, run_seglab, seglab_process
 from tests.helpers.signals import seglab_in_own_group
 

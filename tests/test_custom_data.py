@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from seglab.checks import check_before_training
-from seglab.convert import overrides_to_config
+from seglab.checks.before_training import check_before_training
+from seglab.config.convert import overrides_to_config
 from tests.helpers.commands import error_line, train
 from tests.helpers.data import ade20k_folder, mmseg_folder
 

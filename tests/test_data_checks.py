@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seglab.checks import check_before_training
-from seglab.convert import overrides_to_config
+from seglab.checks.before_training import check_before_training
+from seglab.config.convert import overrides_to_config
 from seglab.errors import ConfigError
 from tests.helpers import data
 from tests.helpers.commands import error_line, last_error_line, run_seglab
@@ -55,8 +55,8 @@ def test_the_suggested_conversion_of_0_255_masks_fixes_every_split(capsys, tmp_p
     import subprocess
     import sys
 
-    from seglab.checks import check_before_training
-    from seglab.convert import overrides_to_config
+    from seglab.checks.before_training import check_before_training
+    from seglab.config.convert import overrides_to_config
 
     root = ade20k_folder(tmp_path / "data", labels=[0, 255])
     args = [*QUICK, f"dataset.data_root={root}"]
@@ -72,8 +72,8 @@ def test_the_suggested_conversion_of_0_255_masks_fixes_every_split(capsys, tmp_p
 
 
 def test_two_class_labels_with_ignored_pixels_are_accepted(tmp_path):
-    from seglab.checks import check_before_training
-    from seglab.convert import overrides_to_config
+    from seglab.checks.before_training import check_before_training
+    from seglab.config.convert import overrides_to_config
 
     root = ade20k_folder(tmp_path / "data", labels=[0, 1, 255])
     check_before_training(overrides_to_config([*QUICK, f"dataset.data_root={root}"]))
@@ -140,7 +140,7 @@ def test_decompression_bomb_is_named(capsys, tmp_path, kind, sizes):
     bomb = files(root, kind, "training")[0]
     data.decompression_bomb(bomb)
     args = [*QUICK, f"dataset.data_root={root}"]
-    if sizes != "set":  # read from the images' headers (seglab/data_layout.py)
+    if sizes != "set":  # read from the images' headers (seglab/config/data_layout.py)
         args = [a for a in args if not a.startswith(("dataset.crop_size", "dataset.scale"))]
     line = error_line(args, capsys)
     assert str(bomb) in line and "196000000 pixels" in line and "decompression bomb" in line

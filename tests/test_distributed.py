@@ -12,8 +12,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from seglab.distributed import apply_slurm_environment, fit_cpu_processes, torchrun_world_size
+from seglab.checks.requirements import torchrun_world_size
 from seglab.evaluate import evaluate_command as seglab_test
+from seglab.run.distributed import apply_slurm_environment, fit_cpu_processes
 
 
 def test_multi_task_jobs_use_the_slurm_launcher_and_a_port_of_their_own():
@@ -33,7 +34,7 @@ def test_multi_task_jobs_use_the_slurm_launcher_and_a_port_of_their_own():
 
 
 def test_launch_rank_from_torchrun_or_slurm():
-    from seglab.distributed import launch_rank
+    from seglab.run.distributed import launch_rank
 
     assert launch_rank({}) == 0
     assert launch_rank({"SLURM_PROCID": "3"}) == 3

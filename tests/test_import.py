@@ -7,9 +7,9 @@ import uuid
 import pytest
 
 from seglab.cli import main as seglab_main
-from seglab.compose import CONF_DIR
-from seglab.parity import UPSTREAM_CONFIGS
-from seglab.zoo_generate import values_of
+from seglab.config.compose import CONF_DIR
+from seglab.config.parity import UPSTREAM_CONFIGS
+from seglab.zoo.generate import values_of
 
 EXPERIMENTS = CONF_DIR / "experiment"
 
@@ -178,7 +178,7 @@ def test_an_imported_config_takes_the_shared_data_root_and_crop(
 ):
     """The user's root and crop are the experiment's `dataset.*` values, written once, so
     that overriding them reaches every loader and every crop, as in a zoo experiment."""
-    from seglab.convert import overrides_to_config
+    from seglab.config.convert import overrides_to_config
 
     (tmp_path / "my_base.py").write_text(USER_BASE)
     (tmp_path / "mine.py").write_text(config)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from seglab.checks import check_before_training
-from seglab.convert import overrides_to_config
-from seglab.data_loading import check_files_as_they_load
+from seglab.checks.before_training import check_before_training
+from seglab.config.convert import overrides_to_config
 from seglab.errors import DataError
+from seglab.run.data_loading import check_files_as_they_load
 from tests.helpers.commands import error_line
 from tests.helpers.data import ade20k_folder, write_label
 from tests.test_data_checks import QUICK, files

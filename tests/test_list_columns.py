@@ -8,8 +8,8 @@ import time
 import pytest
 
 from seglab.cli import main as seglab_main
-from seglab.convert import overrides_to_config
-from seglab.zoo_index import start_config, start_weights, weight_sources
+from seglab.config.convert import overrides_to_config
+from seglab.zoo.index import start_config, start_weights, weight_sources
 
 B0 = "segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512"
 B5 = "segformer/segformer_mit-b5_8xb2-160k_ade20k-512x512"

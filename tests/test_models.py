@@ -7,7 +7,7 @@ import torch
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
-from seglab.convert import overrides_to_config
+from seglab.config.convert import overrides_to_config
 
 
 @pytest.mark.parametrize("model", ["upernet_r18-tiny", "fcn_unet-tiny", "segformer_mit-b0"])

@@ -125,8 +125,8 @@ def test_a_broken_setup_ends_after_n_trials_failed():
 
 
 def test_the_preset_selects_the_optuna_sweeper_and_its_search_space():
-    from seglab.compose import compose
-    from seglab.hparam_search import search_space
+    from seglab.config.compose import compose
+    from seglab.run.hparam_search import search_space
 
     sweeper = compose(["experiment=demo", "hparams_search=demo_optuna"]).hydra.sweeper
     assert sweeper._target_.endswith("SeglabOptunaSweeper")
@@ -137,8 +137,8 @@ def test_the_preset_selects_the_optuna_sweeper_and_its_search_space():
 
 
 def test_the_asha_preset_prunes_by_successive_halving_at_each_validation():
-    from seglab.compose import compose
-    from seglab.study_storage import load_study
+    from seglab.config.compose import compose
+    from seglab.run.study_storage import load_study
 
     config = compose(["experiment=demo", "hparams_search=demo_asha"])
     sweeper = config.hydra.sweeper

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from seglab.convert import overrides_to_config, write_config
-from seglab.parity import differences, parity_differences
+from seglab.config.convert import overrides_to_config, write_config
+from seglab.config.parity import differences, parity_differences
 from tests.helpers.upstream_configs import plain_compositions
 
 NAMED = {

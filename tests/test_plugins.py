@@ -53,7 +53,7 @@ def test_a_wrong_sweeper_or_launcher_value_is_one_line_naming_the_key(args, expe
 
 
 def test_typed_options_keep_the_presets_and_files_working():
-    from seglab.compose import compose
+    from seglab.config.compose import compose
 
     sweeper = compose(["experiment=demo", "hparams_search=lr_grid"]).hydra.sweeper
     assert sweeper._target_.endswith("SeglabGridSweeper") and not sweeper.fail_fast

@@ -10,10 +10,10 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 from mmengine.config import Config
 
-from seglab.checks import weight_sources
-from seglab.convert import overrides_to_config
-from seglab.parity import UPSTREAM_CONFIGS
-from seglab.pretrained import turn_off_weights
+from seglab.checks.before_training import weight_sources
+from seglab.config.convert import overrides_to_config
+from seglab.config.parity import UPSTREAM_CONFIGS
+from seglab.config.pretrained import turn_off_weights
 from tests.helpers.commands import SMALL_SYNTHETIC, error_line, train
 
 

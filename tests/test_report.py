@@ -12,7 +12,7 @@ from PIL import Image
 
 from seglab.cli import main
 from seglab.report import COLUMNS, figure, read_runs, rows
-from seglab.run_dirs import TRACEBACK_FILE
+from seglab.run_dirs.files import TRACEBACK_FILE
 from tests.helpers.commands import QUICK, TRAINED_RUN, sweep
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from seglab.checks import check_before_training, check_class_counts
+from seglab.checks.before_training import check_before_training, check_class_counts
+from seglab.checks.requirements import ZOO, check_requirements, requirements
+from seglab.config.parity import UPSTREAM_CONFIGS
 from seglab.errors import ConfigError
-from seglab.parity import UPSTREAM_CONFIGS
-from seglab.requirements import ZOO, check_requirements, requirements
 from tests.helpers.commands import error_line
 
 MASK2FORMER = "mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py"
@@ -154,7 +154,7 @@ def test_torchvision_weights_need_torchvision():
 
 
 def test_mmcls_weights_resolve_to_the_url_mmengine_downloads():
-    from seglab.checks import resolve_weights_url
+    from seglab.checks.before_training import resolve_weights_url
 
     url = resolve_weights_url("mmcls://mobilenet_v2")
     assert url is not None and url.startswith("https://download.openmmlab.com/mmclassification/")
@@ -190,7 +190,7 @@ SEGFORMER = "segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py"
 def test_upstream_types_are_all_found_in_their_registries(name):
     """The registry check accepts upstream's configs (all 670 that load here were checked
     once); those here hold mmdet's types, nested heads, weight initialisers, TTA pipelines."""
-    from seglab.checks import check_registry_types, typed_nodes
+    from seglab.checks.before_training import check_registry_types, typed_nodes
 
     cfg = upstream(name)
     assert len(list(typed_nodes(cfg))) > 10  # model, data, optimizer, hooks, ...

@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from seglab.config.resolvers import as_tuple, length, run_dir
 from seglab.errors import ConfigError
-from seglab.resolvers import as_tuple, length, run_dir
-from seglab.run_dirs import LOCK_FILE, choose_run_dir, release, release_all, run_name
+from seglab.run_dirs.files import LOCK_FILE
+from seglab.run_dirs.lock import choose_run_dir, release, release_all
+from seglab.run_dirs.names import run_name
 
 
 def test_as_tuple_from_items_and_from_a_list():
@@ -96,8 +98,8 @@ def test_cfg_job_resolve_prints_the_resolved_config(capsys):
     import yaml
 
     from seglab.cli import main
-    from seglab.convert import overrides_to_config
-    from seglab.resolvers import tuples_as_lists
+    from seglab.config.convert import overrides_to_config
+    from seglab.config.resolvers import tuples_as_lists
 
     main(["--cfg", "job", "--resolve", "experiment=demo", "dataset.crop_size=[48,48]"])
     printed = yaml.safe_load(capsys.readouterr().out)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from seglab import run_dirs
 from seglab.errors import ConfigError
-from seglab.run_dirs import LOCK_FILE, choose_run_dir
+from seglab.run_dirs.files import LOCK_FILE
+from seglab.run_dirs.lock import choose_run_dir, release_all
 from tests.helpers.commands import error_line
 
 # the run directory `seglab experiment=demo` takes
@@ -26,7 +26,7 @@ def released():
     """What a test's run directories hold is given back, and the locks the test took itself."""
     taken: list[int] = []
     yield taken
-    run_dirs.release_all()
+    release_all()
     for fd in taken:
         os.close(fd)
 
@@ -84,7 +84,7 @@ def test_resume_on_a_file_system_without_flock_is_one_line(no_flock, capsys):
 
 
 def test_the_search_for_a_free_name_is_bounded(monkeypatch, released):
-    monkeypatch.setattr(run_dirs, "MAX_NUMBERED", 3, raising=False)
+    monkeypatch.setattr("seglab.run_dirs.lock.MAX_NUMBERED", 3)
     for name in ("NAME", "NAME-2", "NAME-3"):
         lock_elsewhere(Path("runs", name), released)
     with pytest.raises(ConfigError, match=r"NAME to NAME-3 all hold earlier runs"):

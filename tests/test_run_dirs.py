@@ -13,7 +13,8 @@ import pytest
 
 from seglab.cli import main
 from seglab.masking import mask_override
-from seglab.run_dirs import resume_checkpoint, run_name, sweep_name
+from seglab.run_dirs.names import run_name, sweep_name
+from seglab.run_dirs.resume import resume_checkpoint
 from tests.helpers.commands import (
     FEW_ITERS,
     QUICK,

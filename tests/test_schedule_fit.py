@@ -7,9 +7,9 @@ import pytest
 import torch
 from mmengine.optim.scheduler import _ParamScheduler
 
-from seglab.compose import compose
-from seglab.convert import overrides_to_config, to_container
-from seglab.schedule_fit import fit_milestones
+from seglab.config.compose import compose
+from seglab.config.convert import overrides_to_config, to_container
+from seglab.config.schedule_fit import fit_milestones
 from tests.helpers.commands import ZOO_SHORT_RUN, train
 
 SEGFORMER = "experiment=segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512"  # warmup 1500
@@ -114,8 +114,8 @@ def _short_runs_of(experiments: list[str]) -> list[tuple[str, str]]:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from seglab.checks import check_sliding_window
-    from seglab.compose import CONF_DIR
+    from seglab.checks.before_training import check_sliding_window
+    from seglab.config.compose import CONF_DIR
 
     failures = []
     GlobalHydra.instance().clear()
@@ -138,7 +138,7 @@ def test_every_zoo_experiment_schedules_a_40_iteration_run():
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from seglab.zoo_generate import experiment_name, upstream_configs
+    from seglab.zoo.generate import experiment_name, upstream_configs
 
     experiments = [f"experiment={experiment_name(rel)}" for rel in upstream_configs()]
     assert len(experiments) == 681

@@ -253,7 +253,7 @@ def test_a_password_in_the_storage_url_is_refused(capsys):
 
 
 def test_a_sqlite_file_on_a_network_file_system_is_named():
-    from seglab.study_storage import mount_type
+    from seglab.run.study_storage import mount_type
 
     mounts = [
         "/dev/vda1 / ext4 rw 0 0",

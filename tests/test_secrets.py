@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from seglab.report import report
-from seglab.run_dirs import TRACEBACK_FILE
+from seglab.run_dirs.files import TRACEBACK_FILE
 from tests.helpers import wandb_records
 from tests.helpers.commands import QUICK, SMALL_SYNTHETIC, error_line, sweep, train
 
@@ -232,10 +232,10 @@ def test_the_header_and_wandb_get_masked_overrides_and_config():
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from seglab.compose import compose
-    from seglab.convert import to_container
+    from seglab.config.compose import compose
+    from seglab.config.convert import to_container
     from seglab.masking import mask_env_values, task_overrides
-    from seglab.wandb_logging import without_secrets
+    from seglab.run.wandb_logging import without_secrets
 
     cfg = compose(["experiment=demo", *SECRETS[4:], "+db.user=${oc.env:SEGLAB_TEST_DATA}"])
     HydraConfig.instance().set_config(cfg)
@@ -248,7 +248,7 @@ def test_the_header_and_wandb_get_masked_overrides_and_config():
 
 
 def test_keys_no_mmseg_class_reads_stay_out_of_the_export():
-    from seglab.convert import config_text, overrides_to_config
+    from seglab.config.convert import config_text, overrides_to_config
 
     mm_cfg = overrides_to_config(
         [
@@ -368,7 +368,7 @@ def test_the_runners_log_masks_known_secrets(monkeypatch, tmp_path, capsys):
 
     from mmengine.logging import MMLogger
 
-    from seglab.console import escape_logger_output
+    from seglab.run.console import escape_logger_output
 
     monkeypatch.setenv("SEGLAB_TEST_TOK", "tok-s3cr3t-4242")
     override = "model.pretrained=http://127.0.0.1:9/${oc.env:SEGLAB_TEST_TOK}/x.pth"
@@ -394,7 +394,7 @@ def test_the_download_refusal_names_each_secret_once_and_balanced():
 
     from mmengine.config import Config
 
-    from seglab.checks import check_weights_reachable
+    from seglab.checks.before_training import check_weights_reachable
     from seglab.errors import ConfigError
     from seglab.masking import mask_text
 

@@ -1,4 +1,4 @@
-"""The speed switches (seglab/speed.py): precision, channels_last, compile and loader.*.
+"""The speed switches (seglab/config/speed.py): precision, channels_last, compile and loader.*.
 
 What runs on a CPU is trained and compared with fp32 on the same seed; mixed precision through
 mmengine needs a GPU and is refused here in one line, so bf16's effect on the loss is measured
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seglab import speed
-from seglab.convert import overrides_to_config, write_config
+from seglab.config import speed
+from seglab.config.convert import overrides_to_config, write_config
 from tests.helpers.commands import SMALL_SYNTHETIC, error_line, train
 
 DEMO = ["experiment=demo", *SMALL_SYNTHETIC]

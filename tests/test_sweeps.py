@@ -16,8 +16,9 @@ import torch
 
 from seglab.checkpoint_loading import load_local_checkpoint
 from seglab.cli import main
-from seglab.compose import compose
-from seglab.run_dirs import TRACEBACK_FILE, run_name
+from seglab.config.compose import compose
+from seglab.run_dirs.files import TRACEBACK_FILE
+from seglab.run_dirs.names import run_name
 from tests.helpers.commands import QUICK, job, sweep
 
 
@@ -153,10 +154,10 @@ def test_relaunch_skips_finished_jobs_and_resumes_interrupted_ones():
 
 @pytest.mark.train
 def test_a_sweep_of_the_hydra_app_itself_is_named_after_its_overrides(monkeypatch, capsys):
-    """`seglab.train.main()` is the Hydra app: called without `seglab` in front, its sweep goes
+    """`seglab.run.train.main()` is the Hydra app: called without `seglab` in front, its sweep goes
     where `seglab -m` puts the same sweep (which finds the jobs finished), its jobs are named
     after what varies, and neither leaves anything in os.environ."""
-    from seglab import train
+    from seglab.run import train
 
     def seglab_variables() -> dict:
         return {k: v for k, v in os.environ.items() if k.startswith("SEGLAB")}
@@ -226,7 +227,7 @@ def test_runs_started_in_the_same_second_share_no_mmengine_instance(tmp_path):
     """Two Runners built back to back in one process (well within one second)."""
     from mmengine.logging import MessageHub, MMLogger
 
-    from seglab.train import build_runner, prepare_run, release_singletons
+    from seglab.run.train import build_runner, prepare_run, release_singletons
 
     cfg = compose(QUICK)
     choices = cfg.hydra.runtime.choices

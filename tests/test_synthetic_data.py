@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seglab.compose import compose
-from seglab.errors import ConfigError
-from seglab.synthetic_data import (
+from seglab.config.compose import compose
+from seglab.config.synthetic_data import (
     BACKGROUND,
     DISC,
     SQUARE,
@@ -19,6 +18,7 @@ from seglab.synthetic_data import (
     cache_name,
     ensure_synthetic_dataset,
 )
+from seglab.errors import ConfigError
 
 PARAMS = dict(num_train=12, num_val=4, image_size=64)
 

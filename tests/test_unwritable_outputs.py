@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from seglab import run_dirs
 from seglab.cli import main
+from seglab.run_dirs.resume import resume_checkpoint
 from tests.helpers.commands import SMALL_SYNTHETIC, TRAINED_RUN, error_line
 from tests.test_evaluate import validation_images
 
@@ -120,7 +120,7 @@ def test_a_disk_that_fills_while_training_is_one_line_and_resume_continues(capsy
         assert f"{run_dir.resolve() / 'iter_20.pth'}: No space left on device, ENOSPC" in line
         assert "iter_10.pth, the run's newest intact checkpoint, is kept" in line
         assert f"resume=true continues {run_dir.resolve()} from iter_10.pth" in line
-        checkpoint, _ = run_dirs.resume_checkpoint(run_dir)
+        checkpoint, _ = resume_checkpoint(run_dir)
         assert checkpoint.name == "iter_10.pth", "what the line promises"
         # once there is space, the line's command continues the run to its end
         subprocess.run(["mount", "-o", "remount,size=64m", str(outputs)], check=True)

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seglab.cli import main as seglab_main
-from seglab.compose import CONF_DIR, group_options
-from seglab.convert import overrides_to_config, write_config
-from seglab.parity import UPSTREAM_CONFIGS, parity_differences
-from seglab.zoo_generate import REPO, experiment_name, generate, option_name, upstream_configs
+from seglab.config.compose import CONF_DIR, group_options
+from seglab.config.convert import overrides_to_config, write_config
+from seglab.config.parity import UPSTREAM_CONFIGS, parity_differences
+from seglab.zoo.generate import REPO, experiment_name, generate, option_name, upstream_configs
 
 UPSTREAM = upstream_configs()
 FAMILIES = sorted({rel.split("/")[0] for rel in UPSTREAM})

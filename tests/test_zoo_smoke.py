@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seglab.requirements import PACKAGES
+from seglab.checks.requirements import PACKAGES
 from tests.helpers.commands import ZOO_SHORT_RUN, error_line, train
 
 EXPERIMENTS = Path(__file__).parents[1] / "experiments"

@@ -29,6 +29,7 @@ from hydra.core.utils import (
 )
 from omegaconf import open_dict
 
+from seglab.checks.requirements import pool_devices
 from seglab.masking import mask_overrides
 
 if TYPE_CHECKING:
@@ -72,37 +73,6 @@ def device_queue(devices: Sequence[str]) -> queue.Queue[str]:
     for device in devices:
         free.put(device)
     return free
-
-
-def visible_devices() -> list[str]:
-    """The GPUs this process may use: CUDA_VISIBLE_DEVICES if set, else all that torch sees."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES"):
-        return [d.strip() for d in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
-    import torch
-
-    return [str(i) for i in range(torch.cuda.device_count())]
-
-
-def pool_devices(devices: Sequence[int | str] | None) -> list[str]:
-    """The pool: the devices named (hydra.launcher.devices), else every GPU this process sees.
-
-    An empty pool is a ConfigError, checked before the sweep starts (seglab.requirements
-    .check_launcher_environment) as well as here. Named devices are taken as they are: a pool
-    of device names also runs on a CPU (CUDA_VISIBLE_DEVICES is then only a name).
-    """
-    from seglab.errors import ConfigError
-
-    if devices is not None:
-        if not devices:
-            raise ConfigError("hydra.launcher.devices=[]: expected at least one GPU index")
-        return [str(d) for d in devices]
-    pool = visible_devices()
-    if not pool:
-        raise ConfigError(
-            "hydra/launcher=gpu_pool: this machine has no GPU (torch sees none); sweep on the "
-            "CPU without it (hydra/launcher=cpu_parallel runs jobs side by side)"
-        )
-    return pool
 
 
 def launch(

@@ -5,7 +5,7 @@ tells the study its mIoU (or that it was pruned or failed).
 - `n_trials` counts the study's trials, whichever worker ran them; a worker stops asking when
   they are all asked for, and ends when none is left running anywhere (it takes over one whose
   lease expires meanwhile).
-- Each trial holds a lease from the moment it is asked for (seglab/study_storage.py): a trial
+- Each trial holds a lease from the moment it is asked for (seglab/run/study_storage.py): a trial
   whose worker died is failed by the next worker that looks, and Optuna queues it again with the
   same parameters; its job is named after the first trial's number, so it resumes from the
   checkpoint the first one left.
@@ -34,7 +34,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.seglab_plugins._sweep import finish_sweep, job_record, start_sweep
 from seglab.errors import ConfigError, exit_with_error
-from seglab.hparam_search import (
+from seglab.masking import mask_text
+from seglab.run.hparam_search import (
     JOB,
     SURPLUS,
     TRIAL_ENV,
@@ -45,8 +46,7 @@ from seglab.hparam_search import (
     search_space,
     study_jobs,
 )
-from seglab.masking import mask_text
-from seglab.study_storage import (
+from seglab.run.study_storage import (
     Lease,
     check_leases,
     check_storage,
@@ -57,6 +57,7 @@ from seglab.study_storage import (
     storage_url,
     worker_name,
 )
+from seglab.run_dirs.files import BEST_FILE
 
 State = optuna.trial.TrialState
 # how long a worker waits for its study's database to answer again
@@ -334,7 +335,7 @@ def _write_best(study: optuna.Study, sweep_dir: Path) -> list[str]:
     if not complete:
         return []
     best = study.best_trial
-    (sweep_dir / "best.yaml").write_text(
+    (sweep_dir / BEST_FILE).write_text(
         OmegaConf.to_yaml({"trial": best.number, "mIoU": best.value, "params": best.params})
     )
     return [f"best trial {best.number}: mIoU={best.value} with {best.params}"]

@@ -23,7 +23,7 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 
-from seglab.errors import exit_with_error
+from seglab.errors import exit_with_error, os_reason
 from seglab.masking import (
     mask_hydra_files,
     mask_launcher_logs,
@@ -31,9 +31,8 @@ from seglab.masking import (
     mask_text,
     remember_secrets,
 )
-from seglab.run_dirs import TRACEBACK_FILE, os_reason
+from seglab.run_dirs.files import METRICS_FILE, MULTIRUN_FILE, SUMMARY_FILE, TRACEBACK_FILE
 
-SUMMARY_FILE = "summary.json"
 # a job's status in the summary; `running` and `waiting`: an Optuna trial another worker holds,
 # or one queued again after its worker stopped
 STATUSES = ("finished", "pruned", "failed", "running", "waiting")
@@ -48,8 +47,8 @@ def start_sweep(config: DictConfig) -> Path:
     sweep_dir = Path(config.hydra.sweep.dir)
     try:
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(config, sweep_dir / "multirun.yaml")
-        mask_hydra_files([sweep_dir / "multirun.yaml"], task)  # masked before any job starts
+        OmegaConf.save(config, sweep_dir / MULTIRUN_FILE)
+        mask_hydra_files([sweep_dir / MULTIRUN_FILE], task)  # masked before any job starts
     except OSError as err:  # a read-only or full `outputs/`: one line before any job starts
         # (Hydra reports an exception from a sweeper as a traceback: the line is printed here)
         where = f" at {err.filename}" if err.filename else ""
@@ -180,5 +179,5 @@ def _earlier_results(sweep_dir: Path) -> list[dict[str, Any]]:
         if isinstance(j, dict)
         and j.get("status") in ("finished", "pruned")
         and j.get("run_dir")
-        and (Path(j["run_dir"]) / "metrics.json").is_file()
+        and (Path(j["run_dir"]) / METRICS_FILE).is_file()
     ]

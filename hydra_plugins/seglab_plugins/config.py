@@ -54,7 +54,7 @@ class SeglabOptunaSweeperConf:
     study_name: str | None = None
     # null: sqlite:///SWEEP_DIR/optuna.db, for one worker; many workers share a database:
     # postgresql://USER@HOST:PORT/DB (password in PGPASSWORD), or journal:PATH on a shared
-    # file system (seglab/study_storage.py)
+    # file system (seglab/run/study_storage.py)
     storage: str | None = None
     direction: Direction = Direction.maximize
     # trials of the study, over all its workers, that run to an end (finished, pruned or

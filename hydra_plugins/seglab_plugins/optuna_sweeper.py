@@ -7,8 +7,8 @@ its study: by default the study lives in SWEEP_DIR/optuna.db, for one worker (th
 launched again continues it; trials that were running when it stopped are asked again with the
 same parameters, and seglab resumes their runs from their checkpoints); with a database
 (`hydra.sweeper.storage`) any number of workers share it, each trial under a lease
-(seglab/study_storage.py). Each job renews its trial's lease and reports its validations to it
-through an mmengine hook (seglab.hooks.OptunaTrialHook); a trial the pruner stops is recorded
+(seglab/run/study_storage.py). Each job renews its trial's lease and reports its validations to it
+through an mmengine hook (seglab.run.hooks.OptunaTrialHook); a trial the pruner stops is recorded
 as pruned.
 
 Hydra imports this module at every start-up (its plugin scan): Optuna is imported by _optuna.py

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from seglab.compose import group_options
-from seglab.parity import UPSTREAM_CONFIGS
+from seglab.config.compose import group_options
+from seglab.config.parity import UPSTREAM_CONFIGS
 
 # Upstream _base_ file stems and the seglab group option each corresponds to.
 SCHEDULES = {f"schedule_{n}": n for n in group_options("schedule")}

@@ -11,6 +11,7 @@ from hydra.experimental.callback import Callback
 from mmengine.config import Config
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from seglab.checks.requirements import torchrun_world_size
 from seglab.errors import exit_with_error
 
 PORT_BASE, PORT_SPAN = 20000, 20000
@@ -33,16 +34,6 @@ def launch_rank(env: Mapping[str, str] = os.environ) -> int:
     """This process's rank as its launcher set it (torchrun: RANK, SLURM: SLURM_PROCID), before
     torch.distributed is initialised; 0 for a single process."""
     return int(env.get("RANK", env.get("SLURM_PROCID", "0")))
-
-
-TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
-def torchrun_world_size(env: Mapping[str, str] = os.environ) -> int:
-    """How many processes torchrun started for this run; 0 when torchrun did not start it."""
-    if not set(TORCHRUN_VARIABLES) <= env.keys():
-        return 0
-    return int(env["WORLD_SIZE"])
 
 
 def start_process_group(dist_cfg: Mapping[str, Any], env: Mapping[str, str] = os.environ) -> None:

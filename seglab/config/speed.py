@@ -4,7 +4,7 @@ data loaders' knobs (workers per GPU, pinned memory, persistent workers).
 Where mmseg has a form for a switch, the exported config.py uses it: `precision` becomes mmseg's
 AmpOptimWrapper (what its tools/train.py --amp writes), `loader.*` every dataloader's own keys.
 `channels_last` and `compile` change how the Runner runs, not what it trains, so they are
-runtime additions made after the export (seglab/train.py prepare_run), as seglab's hooks are.
+runtime additions made after the export (seglab/run/train.py prepare_run), as seglab's hooks are.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def requested_precision(cfg: Mapping[str, Any]) -> tuple[str, str | None]:
 def precision_switch(cfg: Mapping[str, Any]) -> str | None:
     """The switch that made the optim_wrapper an AmpOptimWrapper, or None where none did: fp16
     asked of a config whose own wrapper is an AmpOptimWrapper changes nothing, and that
-    wrapper's need of a GPU is named by its own key (seglab/requirements.py)."""
+    wrapper's need of a GPU is named by its own key (seglab/checks/requirements.py)."""
     precision, switch = requested_precision(cfg)
     wrapper = cfg.get("optim_wrapper") or {}
     if precision == "fp16" and wrapper.get("type") == "AmpOptimWrapper":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mmengine.config import Config
 
-from seglab.data_checks import leaf_datasets
+from seglab.checks.data_files import leaf_datasets
 from seglab.errors import ConfigError
 
 GIB = 1 << 30

@@ -13,8 +13,10 @@ from typing import Any
 
 from omegaconf import ListConfig, OmegaConf
 
-from seglab import data_layout, run_dirs, synthetic_data
+from seglab.config import data_layout, synthetic_data
 from seglab.masking import hydra_masked
+from seglab.run_dirs.lock import choose_run_dir
+from seglab.run_dirs.names import command_sweep_name, run_name
 
 # OmegaConf has no tuple, and OmegaConf.resolve (Hydra's `--cfg job --resolve`) writes each
 # resolved value back into its node, which refuses one ("Value 'tuple' is not a supported
@@ -60,8 +62,8 @@ def cache_dir(name: str) -> str:
 
 
 def run_dir(root: str, override_dirname: str, resume: Any) -> str:
-    """`hydra.run.dir`: `root/NAME` (run_dirs.run_name), or `-2`, `-3`, ... when that one holds
-    an earlier run; with `resume` the newest of them (run_dirs.choose_run_dir).
+    """`hydra.run.dir`: `root/NAME` (run_name), or `-2`, `-3`, ... when that one holds
+    an earlier run; with `resume` the newest of them (choose_run_dir).
 
     It reads the file system and claims the directory it returns for this process, so its
     value depends on when it is resolved. What seglab relies on is one resolution, the first in
@@ -71,7 +73,7 @@ def run_dir(root: str, override_dirname: str, resume: Any) -> str:
     Resolved again in the same process all the same, it returns the directory this process
     claimed, never a new one.
     """
-    return run_dirs.choose_run_dir(root, run_dirs.run_name(override_dirname), resume)
+    return choose_run_dir(root, run_name(override_dirname), resume)
 
 
 def register() -> None:
@@ -80,9 +82,9 @@ def register() -> None:
         "len": length,
         "cache_dir": cache_dir,
         "synthetic_name": synthetic_data.cache_name,
-        "run_name": run_dirs.run_name,
+        "run_name": run_name,
         "run_dir": run_dir,
-        "sweep_name": run_dirs.command_sweep_name,
+        "sweep_name": command_sweep_name,
         "hydra_masked": hydra_masked,
         # dataset=custom: what the user's folder says, where they set nothing
         "image_suffix": data_layout.image_suffix,

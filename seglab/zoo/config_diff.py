@@ -19,9 +19,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from seglab import resolvers  # noqa: F401  (registers the resolvers the YAML uses)
+from seglab.config import resolvers  # noqa: F401  (registers the resolvers the YAML uses)
+from seglab.config.parity import RUNNER_KEYS
 from seglab.errors import ConfigError
-from seglab.parity import RUNNER_KEYS
 
 Path = tuple  # keys and list indices, from the root
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from seglab.config_diff import encode, resolve_node
 from seglab.errors import ConfigError
+from seglab.zoo.config_diff import encode, resolve_node
 
 # shared value: the node that holds it in seglab's configs
 SHARED = (

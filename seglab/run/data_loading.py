@@ -22,7 +22,7 @@ from mmengine.config import Config
 from mmseg.registry import TRANSFORMS
 from PIL import Image
 
-from seglab.data_checks import (
+from seglab.checks.data_files import (
     dataset_classes,
     is_wide_label,
     leaf_datasets,

@@ -16,11 +16,11 @@ from urllib.parse import urlparse
 from mmengine.config import Config
 
 from seglab.checkpoint_loading import URL_PREFIXES, hub_cache_file, weights_url
-from seglab.crop_memory import check_crop_memory
-from seglab.data_checks import check_data_files, dataset_classes, leaf_datasets
+from seglab.checks.crop_memory import check_crop_memory
+from seglab.checks.data_files import check_data_files, dataset_classes, leaf_datasets
+from seglab.checks.requirements import AMP_DEVICES, check_requirements
+from seglab.config.pretrained import turn_off_hint
 from seglab.errors import ConfigError
-from seglab.pretrained import turn_off_hint
-from seglab.requirements import AMP_DEVICES, check_requirements
 
 URL_SCHEMES = ("http://", "https://", "open-mmlab://", "openmmlab://", "mmcls://", "torchvision://")
 
@@ -281,7 +281,7 @@ LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
 
 def check_launcher(cfg: Config) -> None:
     """mmengine reads the process's rank from its launcher's environment variables."""
-    from seglab.distributed import TORCHRUN_VARIABLES, torchrun_world_size
+    from seglab.checks.requirements import TORCHRUN_VARIABLES, torchrun_world_size
 
     launcher = cfg.get("launcher", "none")
     if launcher not in LAUNCHERS:

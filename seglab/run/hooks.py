@@ -12,7 +12,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-METRICS_FILE = "metrics.json"
+from seglab.run_dirs.files import METRICS_FILE
 
 
 @HOOKS.register_module()
@@ -204,7 +204,7 @@ class OptunaTrialHook(Hook):
     def study(self):
         from omegaconf import OmegaConf
 
-        from seglab.study_storage import load_study
+        from seglab.run.study_storage import load_study
 
         if self._study is None:
             # the storage as written: `${oc.env:VAR}` in it is read here, in the job
@@ -215,7 +215,7 @@ class OptunaTrialHook(Hook):
         return self._study
 
     def before_run(self, runner) -> None:
-        from seglab.study_storage import Lease
+        from seglab.run.study_storage import Lease
 
         self._lease = Lease(self.study()._storage, self.trial_id)
 
@@ -226,7 +226,7 @@ class OptunaTrialHook(Hook):
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
         import optuna
 
-        from seglab.study_storage import storage_errors
+        from seglab.run.study_storage import storage_errors
 
         if not metrics or "mIoU" not in metrics:
             return

@@ -21,11 +21,11 @@ from typing import Any
 
 import yaml
 
+from seglab import CONF_DIR, REPO
 from seglab.errors import ConfigError
 
-REPO = Path(__file__).resolve().parent.parent
 INDEX = REPO / "experiments" / "zoo-index.tsv"
-CONF = REPO / "conf"
+CONF = CONF_DIR
 COLUMNS = ("experiment", "dataset", "crop", "iters", "mIoU", "needs", "weights")
 SHOWN = ("experiment", "dataset", "crop", "iters", "mIoU", "mem(GB)", "pretrained", "needs")
 # a weights source with a scheme (https://, open-mmlab://, torchvision://, mmcls://) is fetched
@@ -141,7 +141,7 @@ def start_weights(name: str) -> str:
 
 def index_row(name: str, cfg: dict, dataset_option: str | None, published: dict) -> dict:
     """One line of the index for the evaluated upstream config `cfg`."""
-    from seglab.requirements import requirements
+    from seglab.checks.requirements import requirements
 
     crop = cfg.get("model", {}).get("data_preprocessor", {}).get("size") or cfg.get("crop_size")
     train = cfg.get("train_cfg", {})

@@ -1,11 +1,11 @@
 """Generate seglab's group options and experiments from the installed mmsegmentation's configs.
 
-    make zoo        (= python -m seglab.zoo_generate)
+    make zoo        (= python -m seglab.zoo.generate)
 
 Every `_base_` model, data set and schedule becomes a group option under upstream's name; every
 config becomes `experiment=<family>/<stem>`: its group choices, its parent experiment where
 upstream's file inherits another config, and only the values that differ from those (found by
-seglab.config_diff on the evaluated configs, so upstream's Python is executed, never parsed for
+seglab.zoo.config_diff on the evaluated configs, so upstream's Python is executed, never parsed for
 meaning). Each file is then exported and compared with upstream by the parity rule.
 """
 
@@ -29,12 +29,12 @@ from hydra.core.global_hydra import GlobalHydra
 from mmengine.config import Config
 from omegaconf import OmegaConf
 
-from seglab import config_diff
-from seglab.parity import RUNNER_KEYS, UPSTREAM_CONFIGS
-from seglab.zoo_index import INDEX, index_row, metafile_results, write_index
-from seglab.zoo_links import link_shared, shared_values
+from seglab import REPO
+from seglab.config.parity import RUNNER_KEYS, UPSTREAM_CONFIGS
+from seglab.zoo import config_diff
+from seglab.zoo.index import INDEX, index_row, metafile_results, write_index
+from seglab.zoo.links import link_shared, shared_values
 
-REPO = Path(__file__).resolve().parent.parent
 MMSEG = f"mmsegmentation {mmseg.__version__}"
 # upstream's schedule_80k.py is seglab's schedule=80k
 SCHEDULE_PREFIX = "schedule_"

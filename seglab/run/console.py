@@ -10,7 +10,6 @@ the same logger, so known ones reach the file only and the others both.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from contextlib import contextmanager
 from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
-from seglab.masking import mask_text
+from seglab.masking import escape_control_characters, mask_text
 
 # the start of the messages that are reference material, for the log file
 FILE_ONLY_PREFIXES = (
@@ -52,8 +51,6 @@ KNOWN_WARNINGS = (
     # a CPU run of a config with SyncBN (most of the zoo): the model is built with plain BN
     "Distributed training is not used, all SyncBatchNorm",
 )
-
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class FileOnlyFilter(logging.Filter):
@@ -91,11 +88,6 @@ class EscapeControlCharacters(logging.Filter):
         return True
 
 
-def escape_control_characters(text: str) -> str:
-    """`text` with every control character but newline and tab written as a Python escape."""
-    return CONTROL_CHARACTERS.sub(lambda match: ascii(match.group())[1:-1], text)
-
-
 def escape_logger_output(logger: logging.Logger) -> None:
     """Put the filter above on `logger` (once)."""
     if not any(isinstance(f, EscapeControlCharacters) for f in logger.filters):
@@ -120,7 +112,7 @@ class SeglabRunner(Runner):
     @staticmethod
     def build_dataloader(dataloader, seed: int | None = None, diff_rank_seed: bool = False):
         """mmengine's data loader, whose worker processes ignore SIGTERM (preemption.py)."""
-        from seglab.preemption import workers_ignore_stop_signals
+        from seglab.run.preemption import workers_ignore_stop_signals
 
         loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
         return workers_ignore_stop_signals(loader)

@@ -6,7 +6,7 @@ values found) unless the user sets them. ADE20K's values (`.jpg`, 512x512 crops 
 resized to 2048x512) made a folder of `.png` images an empty data set, and upscaled 96-pixel
 images to 512 pixels and more, many times the work their own size needs.
 Where the folder cannot tell (missing, empty, several kinds of image), each returns the default
-it is given and the checks before training (seglab/data_checks.py) say what is wrong.
+it is given and the checks before training (seglab/checks/data_files.py) say what is wrong.
 Sizes are ListConfigs: OmegaConf.resolve (`--resolve`) writes a resolver's value back into its
 node, which cannot hold a plain list.
 """

@@ -10,16 +10,17 @@ config's `custom_imports`, its `type` values and its optimizer wrapper.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mmengine.config import Config
 
+from seglab.config.pretrained import turn_off_hint
 from seglab.errors import ConfigError
-from seglab.pretrained import turn_off_hint
 
 ZOO = "pip install -e '.[zoo]' (make install does it)"
 # PyPI's torchvision 0.28.0 (the release for torch 2.13.0) is a CUDA build: beside the CPU torch
@@ -210,6 +211,45 @@ def check_requirements(
 SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 
 
+TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def torchrun_world_size(env: Mapping[str, str] = os.environ) -> int:
+    """How many processes torchrun started for this run; 0 when torchrun did not start it."""
+    if not set(TORCHRUN_VARIABLES) <= env.keys():
+        return 0
+    return int(env["WORLD_SIZE"])
+
+
+def visible_devices() -> list[str]:
+    """The GPUs this process may use: CUDA_VISIBLE_DEVICES if set, else all that torch sees."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return [d.strip() for d in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def pool_devices(devices: Sequence[int | str] | None) -> list[str]:
+    """The pool: the devices named (hydra.launcher.devices), else every GPU this process sees.
+
+    An empty pool is a ConfigError, checked before the sweep starts (check_launcher_environment)
+    and again when the GPU pool launcher starts. Named devices are taken as they are: a pool of
+    device names also runs on a CPU (CUDA_VISIBLE_DEVICES is then only a name).
+    """
+    if devices is not None:
+        if not devices:
+            raise ConfigError("hydra.launcher.devices=[]: expected at least one GPU index")
+        return [str(d) for d in devices]
+    pool = visible_devices()
+    if not pool:
+        raise ConfigError(
+            "hydra/launcher=gpu_pool: this machine has no GPU (torch sees none); sweep on the "
+            "CPU without it (hydra/launcher=cpu_parallel runs jobs side by side)"
+        )
+    return pool
+
+
 def check_launcher_environment(choice: str | None, launcher: Mapping[str, Any]) -> None:
     """Refuse, in one line before the sweep starts, a launcher this machine cannot run: the GPU
     pool without a GPU (the pool is empty: a traceback once the sweep has started), SLURM's
@@ -217,8 +257,6 @@ def check_launcher_environment(choice: str | None, launcher: Mapping[str, Any]) 
     `hydra/launcher` option as the user named it."""
     target = str(launcher.get("_target_", ""))
     if target.endswith(".GPUPoolLauncher"):
-        from hydra_plugins.seglab_plugins._gpu_pool import pool_devices
-
         pool_devices(launcher.get("devices"))
     elif target == SLURM_LAUNCHER:
         problem = slurm_problem()

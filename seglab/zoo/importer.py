@@ -20,11 +20,11 @@ import hydra
 from hydra.core.global_hydra import GlobalHydra
 from mmengine.config import Config
 
-from seglab import config_diff
-from seglab.compose import CONF_DIR
+from seglab.config.compose import CONF_DIR
+from seglab.config.parity import RUNNER_KEYS, UPSTREAM_CONFIGS, differences, runner_view
 from seglab.errors import ConfigError
-from seglab.parity import RUNNER_KEYS, UPSTREAM_CONFIGS, differences, runner_view
-from seglab.zoo_links import link_shared
+from seglab.zoo import config_diff
+from seglab.zoo.links import link_shared
 
 EXPERIMENTS = CONF_DIR / "experiment"
 SCOPE = "mmseg::"
@@ -73,7 +73,7 @@ def upstream_bases(path: Path) -> list[str]:
 
 def import_config(path: Path, out: Path) -> list[str]:
     """Write the experiment for `path` at `out` (under experiments/); return its notes."""
-    from seglab.zoo_generate import experiment_text, plan, write_delete
+    from seglab.zoo.generate import experiment_text, plan, write_delete
 
     full = load(path).to_dict()
     target = without_scope(
@@ -116,7 +116,7 @@ def dataset_node(target: dict) -> dict:
     type, data_root, num_classes, crop_size, scale, ratio_range, reduce_zero_label and both
     pipelines), read from its own train and validation loaders; the places that equal one
     are then written as links to it, and a value no place uses links nothing."""
-    from seglab.zoo_generate import seed_dataset  # the heads' class count, the crop
+    from seglab.zoo.generate import seed_dataset  # the heads' class count, the crop
 
     train, val = (_innermost(target.get(k)) for k in ("train_dataloader", "val_dataloader"))
     shared: dict[str, Any] = {k: train[k] for k in ("type", "data_root") if k in train}
@@ -181,7 +181,7 @@ def experiment_name(out: Path) -> str:
 
 def parity_with(path: Path, name: str) -> list[str]:
     """Exporting experiment=NAME against the file itself, by the parity rule."""
-    from seglab.convert import config_text, overrides_to_config
+    from seglab.config.convert import config_text, overrides_to_config
 
     exported = overrides_to_config([f"experiment={name}"])
     ours = Config.fromstring(config_text(exported), ".py")

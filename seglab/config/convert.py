@@ -17,7 +17,7 @@ from mmengine.config import Config
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from seglab import pretrained, resolvers, speed  # noqa: F401  (resolvers: registers the YAML's resolvers)
+from seglab.config import pretrained, resolvers, speed  # noqa: F401  (resolvers: registers the YAML's resolvers)
 from seglab.errors import ConfigError
 
 # Keys of the composed config that are seglab's, not mmengine's.
@@ -57,7 +57,7 @@ def overrides_to_config(
     never; None (the default) decides from `overrides`, and composes it where they are
     unknown.
     """
-    from seglab.compose import compose, compose_reference, only_group_choices
+    from seglab.config.compose import compose, compose_reference, only_group_choices
 
     if isinstance(source, DictConfig):
         cfg = source
@@ -112,7 +112,7 @@ def unread_keys(resolved: Mapping[str, Any], reference: DictConfig) -> list[str]
     (mmengine keeps the config text in both): no mmseg class has a use for them, and such
     keys are where a command line puts a database's or a service's credentials.
     """
-    from seglab.parity import RUNNER_KEYS
+    from seglab.config.parity import RUNNER_KEYS
 
     known = {*reference, *RUNNER_KEYS, *READ_ALSO}
     return [key for key in resolved if key not in known]

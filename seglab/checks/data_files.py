@@ -5,7 +5,7 @@ One pass over each split's file list, as mmseg's own dataset class finds it (fol
 split, spread over the whole list, is read: each label has one channel, its image's size and only
 the values the classes allow, in 8 bits; masks saved as 0/255 are refused, because mmseg
 ignores 255 and such a run would score every object pixel as ignored (mIoU 100).
-Files outside the sample are checked as they load (seglab/data_loading.py).
+Files outside the sample are checked as they load (seglab/run/data_loading.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from mmengine.config import Config
 from PIL import Image
 
-from seglab import data_layout
+from seglab.config import data_layout
 from seglab.errors import ConfigError
 
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")

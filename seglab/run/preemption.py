@@ -36,6 +36,8 @@ from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop
 from omegaconf import DictConfig
 
+from seglab.run_dirs.files import LAST_CHECKPOINT, checkpoint_file
+
 EXIT_CODE = 128 + signal.SIGTERM  # what a shell reports for a process ended by SIGTERM
 INTERRUPTED = 128 + signal.SIGINT  # ... and by Ctrl-C (SIGINT)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -107,14 +109,14 @@ class PreemptionHook(Hook):
         # after a training iteration runner.iter counts it; during validation, the training
         # iterations done: either way the state a resume continues from
         iteration = runner.iter + 1 if during == "training" else runner.iter
-        checkpoint = Path(runner.work_dir) / f"iter_{iteration}.pth"
+        checkpoint = Path(runner.work_dir) / checkpoint_file(iteration)
         if not checkpoint.is_file():
             # the iterations done, as mmengine's CheckpointHook records them (its default,
             # runner.iter + 1, counts one more during validation, where runner.iter has moved)
             meta = dict(epoch=runner.epoch, iter=iteration)
             runner.save_checkpoint(str(runner.work_dir), checkpoint.name, meta=meta, by_epoch=False)
             if is_main_process():
-                (Path(runner.work_dir) / "last_checkpoint").write_text(str(checkpoint))
+                (Path(runner.work_dir) / LAST_CHECKPOINT).write_text(str(checkpoint))
         stop = Preempted(checkpoint.name, iteration, during, self._stop_signal)
         # the log's line; the terminal's names the exact command (train.how_to_continue)
         runner.logger.warning(
@@ -265,7 +267,7 @@ def _signal(pid: int, signum: int = signal.SIGTERM) -> None:
 
 def _jobs_training(sweep_dir: Path) -> bool:
     """Whether some job directory of the sweep is still locked by the process training it."""
-    from seglab.run_dirs import LOCK_FILE
+    from seglab.run_dirs.files import LOCK_FILE
 
     for lock in sweep_dir.glob(f"*/{LOCK_FILE}"):
         try:

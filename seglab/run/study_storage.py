@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from seglab.errors import ConfigError
+from seglab.run_dirs.files import OPTUNA_DB
 
 if TYPE_CHECKING:  # optuna is imported where a study is used: it costs every run start-up
     import optuna
 
-STUDY_FILE = "optuna.db"
 JOURNAL = "journal:"
 SCHEMA_ATTEMPTS = 5
 # the databases Optuna's RDBStorage serves (SQLAlchemy's dialects, `+driver` aside)
@@ -80,7 +80,7 @@ def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
     """The study's storage: the sweeper's `storage`, else a sqlite file in the sweep dir;
     `postgresql://` through psycopg (SQLAlchemy's own default driver is psycopg2)."""
     if not storage:
-        return f"sqlite:///{Path(sweep_dir).resolve() / STUDY_FILE}"
+        return f"sqlite:///{Path(sweep_dir).resolve() / OPTUNA_DB}"
     if storage.startswith("postgresql://"):
         return "postgresql+psycopg://" + storage[len("postgresql://") :]
     return storage
@@ -275,7 +275,7 @@ class Lease:
     """A running trial's lease: a heartbeat recorded now, then every `heartbeat_interval`
     seconds by a thread, until `end()` or until the trial is no longer running. Held by the
     worker from the moment it asks for the trial (its job may wait in a queue or take a while
-    to start) and by the job's process while it trains (seglab.hooks.OptunaTrialHook)."""
+    to start) and by the job's process while it trains (seglab.run.hooks.OptunaTrialHook)."""
 
     def __init__(self, storage: Any, trial_id: int) -> None:
         self._stop = threading.Event()

@@ -20,23 +20,28 @@ from mmengine.runner import Runner
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data.dataloader import DataLoader, _MultiProcessingDataLoaderIter
 
-from seglab import checkpoint_loading, hooks, preemption, run_dirs, speed  # noqa: F401
-from seglab.checks import check_before_training
-from seglab.compose import CONF_DIR, CONFIG_NAME
-from seglab.console import SeglabRunner, warnings_to_run_log
-from seglab.convert import overrides_to_config, to_container, write_config
-from seglab.data_loading import check_files_as_they_load
-from seglab.distributed import apply_slurm_environment, fit_cpu_processes, launch_rank
-from seglab.errors import ConfigError, exit_with_error
-from seglab.hparam_search import TRIAL_ENV, current_trial
-from seglab.loader_workers import fit_loader_workers
+from seglab import checkpoint_loading  # noqa: F401  (registers the weights loader)
+from seglab.checks.before_training import check_before_training
+from seglab.config import speed  # noqa: F401
+from seglab.config.compose import CONF_DIR, CONFIG_NAME
+from seglab.config.convert import overrides_to_config, to_container, write_config
+from seglab.config.schedule_fit import fit_milestones
+from seglab.config.synthetic_data import ensure_synthetic_dataset
+from seglab.errors import ConfigError, exit_with_error, os_reason
 from seglab.masking import mask_env_values, mask_overrides, task_overrides
-from seglab.metrics import with_per_class_metrics
-from seglab.schedule_fit import fit_milestones
-from seglab.synthetic_data import ensure_synthetic_dataset
-from seglab.wandb_logging import wandb_additions
+from seglab.run import hooks, preemption  # noqa: F401
+from seglab.run.console import SeglabRunner, warnings_to_run_log
+from seglab.run.data_loading import check_files_as_they_load
+from seglab.run.distributed import apply_slurm_environment, fit_cpu_processes, launch_rank
+from seglab.run.hparam_search import TRIAL_ENV, current_trial
+from seglab.run.loader_workers import fit_loader_workers
+from seglab.run.metrics import with_per_class_metrics
+from seglab.run.wandb_logging import wandb_additions
+from seglab.run_dirs.files import CONFIG_FILE, METRICS_FILE
+from seglab.run_dirs.lock import drop_if_not_a_run, hold, release
+from seglab.run_dirs.names import job_sweep_name
+from seglab.run_dirs.resume import checkpoint_iteration, no_checkpoint_error, resume_checkpoint
 
-EXPORTED_CONFIG = "config.py"
 LOG_TIMES = 5  # a run prints its loss at least this often, however short
 LOGGER_KEYS = {"default_hooks", "default_hooks.logger", "default_hooks.logger.interval"}
 # how often an Optuna trial's job looks whether its earlier job has let its directory go
@@ -66,10 +71,10 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
     if launch_rank() == 0:  # in a multi-process run, one process writes the run directory
         write_config(
             mm_cfg,
-            run_dir / EXPORTED_CONFIG,
+            run_dir / CONFIG_FILE,
             header=(
                 "Written by seglab; plain mmseg runs it as it is:\n"
-                f"  python tools/train.py {run_dir / EXPORTED_CONFIG}\n"
+                f"  python tools/train.py {run_dir / CONFIG_FILE}\n"
                 f"seglab overrides: {' '.join(masked or []) or '(none)'}"
                 + "".join(
                     f"\nseglab set {change}" for change in (lowered, fitted, workers) if change
@@ -100,7 +105,7 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
             overrides=masked,
             run_dir=run_dir,
             choices=dict(choices),
-            sweep=run_dirs.job_sweep_name() if sweeping else None,
+            sweep=job_sweep_name() if sweeping else None,
         )
     trial = current_trial()
     if trial is not None:  # a job of seglab's Optuna sweeper
@@ -132,10 +137,10 @@ def fit_schedule(
     mm_cfg: Config, overrides: Sequence[str], choices: Mapping[str, str | None]
 ) -> str | None:
     """Milestones fitted into a run whose `max_iters` the command line shortened
-    (seglab/schedule_fit.py), against the same group options without value overrides."""
+    (seglab/config/schedule_fit.py), against the same group options without value overrides."""
     if not any("max_iters" in o.split("=", 1)[0] for o in overrides):
         return None
-    from seglab.compose import compose_reference
+    from seglab.config.compose import compose_reference
 
     return fit_milestones(mm_cfg, to_container(compose_reference(choices)))
 
@@ -158,7 +163,7 @@ def train(
     again finds its earlier jobs: a finished one is skipped, an interrupted one resumes from
     its last checkpoint.
     """
-    if launch_rank() == 0 and not run_dirs.hold(run_dir):  # under torchrun rank 0 holds it
+    if launch_rank() == 0 and not hold(run_dir):  # under torchrun rank 0 holds it
         if not (sweeping and os.environ.get(TRIAL_ENV)):
             raise ConfigError(
                 f"{run_dir} is being trained by another process right now; wait for it to end"
@@ -166,7 +171,7 @@ def train(
         # an Optuna trial asked again while its first job still runs (its lease expired, the
         # database was away): that job's result is this one's, once it has ended
         print(f"seglab: {run_dir} is being trained by the trial's earlier job; waiting for it")
-        while not run_dirs.hold(run_dir):
+        while not hold(run_dir):
             time.sleep(TRIAL_WAIT_S)
     if sweeping:
         finished = finished_metrics(run_dir, cfg.train_cfg.get("max_iters"))
@@ -175,11 +180,11 @@ def train(
             return _miou(finished)
     checkpoint = None
     if sweeping or cfg.get("resume"):
-        checkpoint, note = run_dirs.resume_checkpoint(run_dir)
+        checkpoint, note = resume_checkpoint(run_dir)
         if checkpoint is None and not sweeping:
-            raise run_dirs.no_checkpoint_error(run_dir, cfg.resume)
+            raise no_checkpoint_error(run_dir, cfg.resume)
         max_iters = cfg.train_cfg.get("max_iters")
-        if not sweeping and run_dirs.checkpoint_iteration(checkpoint) == max_iters:
+        if not sweeping and checkpoint_iteration(checkpoint) == max_iters:
             return already_finished(run_dir, checkpoint, max_iters)
         if note and launch_rank() == 0:
             print(
@@ -206,7 +211,7 @@ def train(
             stop_loader_workers(runner)
         release_singletons(mm_cfg)
         preemption.restore_stop_signals()
-    metrics = json.loads((run_dir / hooks.METRICS_FILE).read_text())
+    metrics = json.loads((run_dir / METRICS_FILE).read_text())
     if launch_rank() == 0:
         print(
             (
@@ -222,7 +227,7 @@ def train(
 
 def already_finished(run_dir: Path, checkpoint: Path, max_iters: int) -> float | None:
     """`resume` on a run whose checkpoint is its last iteration: one line, no training."""
-    path = run_dir / hooks.METRICS_FILE
+    path = run_dir / METRICS_FILE
     metrics = json.loads(path.read_text()) if path.is_file() else {}
     validated = metrics.get("iter") == max_iters  # else stopped during the final validation
     outcome = (
@@ -242,7 +247,7 @@ def already_finished(run_dir: Path, checkpoint: Path, max_iters: int) -> float |
 
 def interrupted_line(run_dir: Path, sweeping: bool, argv: Sequence[str]) -> str:
     """What Ctrl-C prints: the command that continues the run (or the sweep)."""
-    checkpoint, _ = run_dirs.resume_checkpoint(run_dir)
+    checkpoint, _ = resume_checkpoint(run_dir)
     if checkpoint is None and not sweeping:
         program, args = _command(argv)
         args = [a for a in args if not a.startswith("resume=")]
@@ -260,7 +265,7 @@ def how_to_continue(run_dir: Path, sweeping: bool, argv: Sequence[str]) -> str:
         if Path(argv[0]).name not in ("__main__.py", "seglab"):  # a launcher's job process
             return "the sweep's command, run again, continues it"
         return f"the same command continues the sweep: {program} {shlex.join(args)}"
-    checkpoint, _ = run_dirs.resume_checkpoint(run_dir)
+    checkpoint, _ = resume_checkpoint(run_dir)
     given = [a for a in args if a.startswith("resume=")]
     args = [a for a in args if not a.startswith("resume=")]
     path_given = given and given[-1].split("=", 1)[1].lower() not in ("true", "false")
@@ -280,7 +285,7 @@ def _miou(metrics: dict) -> float | None:
 
 def finished_metrics(run_dir: Path, max_iters: int | None) -> dict | None:
     """The metrics of a run that validated at its last iteration, else None."""
-    path = run_dir / hooks.METRICS_FILE
+    path = run_dir / METRICS_FILE
     if not path.is_file():
         return None
     metrics = json.loads(path.read_text())
@@ -338,7 +343,7 @@ def main(cfg: DictConfig) -> float:
     except ConfigError as err:
         if sweeping:
             raise  # a failed job: the sweeper lists it and goes on
-        run_dirs.drop_if_not_a_run(run_dir)  # refused before training: no directory left
+        drop_if_not_a_run(run_dir)  # refused before training: no directory left
         exit_with_error(err)
     except OSError as err:  # a full or read-only disk: the file, and how the run goes on
         import errno
@@ -357,10 +362,10 @@ def main(cfg: DictConfig) -> float:
             and not value.name.startswith("<")  # <stdout>
         ]
         where = err.filename or (files[-1] if files else f"a file in {run_dir}")
-        checkpoint, _ = run_dirs.resume_checkpoint(run_dir)
+        checkpoint, _ = resume_checkpoint(run_dir)
         once = "it can be written again" if err.errno == errno.EROFS else "there is space"
         exit_with_error(
-            f"{where}: {run_dirs.os_reason(err)} while training {run_dir}; "
+            f"{where}: {os_reason(err)} while training {run_dir}; "
             + (
                 f"{checkpoint.name}, the run's newest intact checkpoint, is kept: once {once}, "
                 f"{how_to_continue(run_dir, sweeping, sys.argv)}"
@@ -377,4 +382,4 @@ def main(cfg: DictConfig) -> float:
             print(interrupted_line(run_dir, sweeping, sys.argv), file=sys.stderr, flush=True)
         raise SystemExit(preemption.INTERRUPTED) from None
     finally:
-        run_dirs.release(run_dir)
+        release(run_dir)

@@ -1,0 +1,10 @@
+"""The config wing: from Hydra's YAML groups to an mmengine Config.
+
+Composing `conf/` (compose), the resolvers its YAML uses, converting the composition into the
+config.py plain mmseg reads (convert), the parity rule with upstream's files, and the values a
+config derives: speed switches, the pretrained switch, a schedule fitted to a short run, a user's
+own data layout.
+
+May import: the ground on top (`seglab.errors`, `seglab.masking`, `seglab.run_dirs`,
+`seglab.checkpoint_loading`). Not the other wings: a checked or trained config builds on this one.
+"""
