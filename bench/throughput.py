@@ -166,12 +166,12 @@ def forward_macs(overrides: Sequence[str], crop: tuple[int, int]) -> int:
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
-    from seglab.config.convert import overrides_to_config
+    from seglab.config.convert import export_config
 
     register_all_modules()
     with warnings.catch_warnings():  # mmseg's deprecation notes, printed by every run's log
         warnings.simplefilter("ignore")
-        segmentor = MODELS.build(overrides_to_config(list(overrides)).model)
+        segmentor = MODELS.build(export_config(list(overrides)).model)
     # SyncBN needs a process group to run; the count is the same with BN
     segmentor = revert_sync_batchnorm(segmentor).eval()
     inputs = torch.zeros(1, 3, *crop)

@@ -324,6 +324,3 @@ def register() -> None:
     }
     for prefixes, loader in loaders.items():
         CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)
-
-
-register()

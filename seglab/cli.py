@@ -98,12 +98,12 @@ def _clip(line: str, width: int = 100) -> str:
 
 
 def export_command(args: Sequence[str]) -> None:
-    from seglab.config.convert import config_text, overrides_to_config, write_config
+    from seglab.config.convert import config_text, export_config, write_config
     from seglab.masking import mask_overrides
 
     out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
     overrides = [a for a in args if not a.startswith("out=")]
-    mm_cfg = overrides_to_config(overrides)
+    mm_cfg = export_config(overrides)
     header = f"Written by `seglab export {' '.join(mask_overrides(overrides))}`"
     if out:
         path = write_config(mm_cfg, out[-1], header=header)

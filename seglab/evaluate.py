@@ -34,13 +34,14 @@ from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 from mmseg.engine.hooks import SegVisualizationHook
 
-from seglab import checkpoint_loading  # noqa: F401  (register the loader and the hooks)
 from seglab.drawings import CAPTIONS, captioned, overlay
 from seglab.errors import ConfigError, os_reason
-from seglab.run import hooks  # noqa: F401  (register the loader and the hooks)
+from seglab.overrides import override_key
 from seglab.run.console import SeglabRunner
 from seglab.run.data_loading import check_files_as_they_load
+from seglab.run.hooks import json_value
 from seglab.run.metrics import with_per_class_metrics
+from seglab.run.registry import register_class, register_with_mmengine
 from seglab.run_dirs.files import CONFIG_FILE, TEST_METRICS_FILE, TEST_METRICS_TTA_FILE
 
 # what OpenCV (mmcv's image backend) reads
@@ -303,7 +304,6 @@ def check_writable(folder: Path, key: str) -> None:
                 path.rmdir()
 
 
-@HOOKS.register_module()
 class ShowDirHook(SegVisualizationHook):
     """mmseg's visualization hook (ground truth beside prediction, as tools/test.py
     --show-dir), writing each test image's drawing to OUT_DIR under the image's own name with
@@ -371,7 +371,7 @@ def config_of_run(
     # a Config without a file name: the Runner dumps it beside its logs, not over config.py
     cfg = Config(Config.fromfile(str(run_dir / CONFIG_FILE)).to_dict(), format_python_code=False)
     check_changes(cfg.to_dict(), changes)
-    cfg.merge_from_dict({key.lstrip("+"): value for key, value in changes.items()})
+    cfg.merge_from_dict({override_key(key): value for key, value in changes.items()})
     cfg.launcher = "none"  # one process, as tools/test.py without --launcher (a torchrun run too)
     cfg.work_dir = str(run_dir / "test")
     cfg.load_from = str(checkpoint or last_checkpoint(run_dir))
@@ -419,6 +419,8 @@ def evaluate_command(args: Sequence[str]) -> dict:
         check_writable(Path(options["show_dir"]), "show_dir")
     runner = None
     try:
+        register_with_mmengine()
+        register_class(HOOKS, ShowDirHook)
         runner = SeglabRunner.from_cfg(cfg)  # the quieter console training has
         metrics = runner.test()
     finally:
@@ -426,7 +428,7 @@ def evaluate_command(args: Sequence[str]) -> dict:
             stop_loader_workers(runner)
         release_singletons(cfg)
     out = run_dir / (TEST_METRICS_TTA_FILE if tta else TEST_METRICS_FILE)
-    record = {"checkpoint": cfg.load_from, **{k: hooks.json_value(v) for k, v in metrics.items()}}
+    record = {"checkpoint": cfg.load_from, **{k: json_value(v) for k, v in metrics.items()}}
     out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"test metrics: {', '.join(f'{k}={v}' for k, v in record.items())}\nwritten: {out}")
     shown = [h for h in runner.hooks if isinstance(h, ShowDirHook)]
@@ -563,6 +565,7 @@ def infer_command(args: Sequence[str]) -> list[Path]:
     names = output_names(images)
     out = Path(options["out"])
     record = check_out(out, image, names)
+    register_with_mmengine()  # the checkpoint is loaded as data
     checked = checked_inferencer(MMSegInferencer, f"checkpoint={checkpoint}")
     inferencer = checked(str(config), str(checkpoint), device=device)
     inferencer.show_progress = False  # one image per call

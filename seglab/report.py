@@ -27,6 +27,7 @@ import yaml
 from omegaconf.errors import OmegaConfBaseException
 
 from seglab.masking import looks_secret, mask_overrides, mask_text
+from seglab.overrides import as_mapping
 from seglab.run_dirs.files import (
     HYDRA_FILE,
     JOB_CONFIG_FILE,
@@ -88,9 +89,7 @@ def read_run(run_dir: Path, summary_jobs: dict[str, dict]) -> dict[str, Any]:
     return {
         "run_dir": run_dir,
         # as printed: secrets masked, `+`/`~` left out (`+x=1` and a default x=1 are alike)
-        "overrides": {
-            k.lstrip("+~"): v for k, v in (o.split("=", 1) for o in mask_overrides(overrides))
-        },
+        "overrides": as_mapping(mask_overrides(overrides)),
         "config": config,
         "choices": {k: v for k, v in choices.items() if "/" not in k},  # not hydra/launcher ...
         "status": status,
@@ -115,7 +114,7 @@ def job_row(job: dict) -> dict[str, Any]:
     overrides = mask_overrides(job.get("overrides") or [])
     return {
         "run_dir": Path(job.get("run_dir") or f"trial-{job.get('trial')}"),
-        "overrides": {k.lstrip("+~"): v for k, v in (o.split("=", 1) for o in overrides)},
+        "overrides": as_mapping(overrides),
         "config": {},
         "choices": {},
         "status": job.get("status"),

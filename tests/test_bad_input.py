@@ -141,9 +141,9 @@ def test_unknown_optimizer_names_the_closest(capsys):
 
 @pytest.fixture(scope="module")
 def demo_config():
-    from seglab.config.convert import overrides_to_config
+    from seglab.config.convert import export_config
 
-    return overrides_to_config(["experiment=demo"])
+    return export_config(["experiment=demo"])
 
 
 @pytest.mark.parametrize(
@@ -274,15 +274,15 @@ def test_a_crop_smaller_than_the_sliding_windows_stride_is_one_line(capsys):
     validation would stop in mmseg's AssertionError after the training. The suggested stride
     passes the check."""
     from seglab.checks.before_training import check_sliding_window
-    from seglab.config.convert import overrides_to_config
+    from seglab.config.convert import export_config
 
     args = ["experiment=unet/unet-s5-d16_fcn_4xb4-40k_drive-64x64", "dataset.crop_size=[32,32]"]
     with pytest.raises(ConfigError) as refused:
-        check_sliding_window(overrides_to_config(args))
+        check_sliding_window(export_config(args))
     line = str(refused.value)
     assert line.startswith("model.test_cfg.stride=[42, 42]: larger than the sliding window")
     assert line.endswith("e.g. model.test_cfg.stride=[21,21]")
-    check_sliding_window(overrides_to_config([*args, "model.test_cfg.stride=[21,21]"]))
+    check_sliding_window(export_config([*args, "model.test_cfg.stride=[21,21]"]))
 
 
 @pytest.mark.parametrize(
@@ -300,13 +300,13 @@ def test_a_palette_that_is_not_colours_is_one_line(capsys, tmp_path, palette, sh
 def test_persistent_workers_without_workers_is_one_line_whose_advice_works(capsys):
     """torch raised it as the Runner built the loader, after the model: a traceback."""
     from seglab.checks.before_training import check_counts
-    from seglab.config.convert import overrides_to_config
+    from seglab.config.convert import export_config
 
     args = ["experiment=demo", "train_dataloader.num_workers=0"]
     line = error_line(args, capsys)
     assert "train_dataloader.persistent_workers=true: needs train_dataloader.num_workers" in line
     assert line.endswith("set train_dataloader.persistent_workers=false as well")
-    check_counts(overrides_to_config([*args, "train_dataloader.persistent_workers=false"]))
+    check_counts(export_config([*args, "train_dataloader.persistent_workers=false"]))
 
 
 def test_seglab_test_with_persistent_workers_and_none_is_one_line(trained_run, capsys):
@@ -318,10 +318,10 @@ def test_seglab_test_with_persistent_workers_and_none_is_one_line(trained_run, c
 def test_a_class_count_without_class_names_names_the_key_that_sets_both(capsys, tmp_path):
     """`dataset=custom dataset.num_classes=3` had been told to set dataset.num_classes."""
     from seglab.checks.before_training import check_class_counts
-    from seglab.config.convert import overrides_to_config
+    from seglab.config.convert import export_config
 
     root = ade20k_folder(tmp_path / "data", labels=[0, 1, 2])
     line = custom_data_error(root, capsys, "dataset.num_classes=3")
     assert "has 2 classes (background, foreground)" in line and "dataset.classes=[" in line
     args = ["experiment=demo", "dataset=custom", f"dataset.data_root={root}"]
-    check_class_counts(overrides_to_config([*args, "dataset.classes=[road,car,person]"]))
+    check_class_counts(export_config([*args, "dataset.classes=[road,car,person]"]))

@@ -14,6 +14,12 @@ from seglab import checkpoint_loading
 from tests.helpers.commands import TRAINED_RUN, error_line
 
 
+@pytest.fixture(autouse=True)
+def seglab_loaders():
+    """mmengine's checkpoint schemes load through seglab's functions (as before any Runner)."""
+    checkpoint_loading.register()
+
+
 class RunsACommand:
     def __init__(self, marker: str) -> None:
         self.marker = marker

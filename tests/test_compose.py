@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from mmengine.config import Config
 
 from seglab.config.compose import compose, group_options
-from seglab.config.convert import overrides_to_config, write_config
+from seglab.config.convert import export_config, run_config, write_config
 
 MODELS = group_options("model")
 DATASETS = group_options("dataset")
@@ -17,7 +17,7 @@ SCHEDULES = group_options("schedule")
 
 
 def convert(overrides: list[str]) -> Config:
-    return overrides_to_config(overrides)
+    return export_config(overrides)
 
 
 def test_required_options_exist():
@@ -49,7 +49,7 @@ def test_any_composition_converts(model, dataset, schedule):
     """Any model on any data set with any schedule: 52 x 32 x 8 choices, sampled."""
     GlobalHydra.instance().clear()
     cfg = compose([f"model={model}", f"dataset={dataset}", f"schedule={schedule}"])
-    mm = overrides_to_config(cfg, reference=False)  # group options: its own reference
+    mm = run_config(cfg)  # group options: its own reference
     heads = mm.model.get("decode_head")
     heads = heads if isinstance(heads, list) else [heads] if heads else []
     for head in heads:

@@ -10,7 +10,7 @@ import pytest
 from mmengine.config import Config
 
 from seglab.checks.before_training import check_before_training
-from seglab.config.convert import overrides_to_config
+from seglab.config.convert import export_config
 from tests.helpers.commands import error_line, train
 from tests.helpers.data import ade20k_folder, mmseg_folder
 
@@ -35,7 +35,7 @@ def listed(dataset: dict) -> list[tuple[str, str]]:
 
 def checked(overrides: list[str]) -> Config:
     """The config `overrides` make, after the checks before training passed."""
-    mm = overrides_to_config([*CUSTOM, *overrides])
+    mm = export_config([*CUSTOM, *overrides])
     check_before_training(mm)
     return mm
 
@@ -94,7 +94,7 @@ def test_labels_with_another_ending_name_the_endings_found(capsys, tmp_path):
 )
 def test_crop_and_scale_come_from_the_images(tmp_path, size, crop, scale):
     root = ade20k_folder(tmp_path / "data", n=1, size=size)
-    mm = overrides_to_config([*CUSTOM, f"dataset.data_root={root}"])
+    mm = export_config([*CUSTOM, f"dataset.data_root={root}"])
     pipeline = mm.train_dataloader.dataset.pipeline
     resize, random_crop = pipeline[2], pipeline[3]
     assert (resize["type"], random_crop["type"]) == ("RandomResize", "RandomCrop")
@@ -103,7 +103,7 @@ def test_crop_and_scale_come_from_the_images(tmp_path, size, crop, scale):
 
 def test_crop_and_scale_set_by_the_user_are_kept(tmp_path):
     root = ade20k_folder(tmp_path / "data", n=1, size=48)
-    mm = overrides_to_config(
+    mm = export_config(
         [*CUSTOM, f"dataset.data_root={root}", "dataset.crop_size=[40,40]", "dataset.scale=[60,50]"]
     )
     pipeline = mm.train_dataloader.dataset.pipeline
@@ -204,7 +204,7 @@ def test_a_palette_of_another_length_suggests_the_generated_one(capsys, tmp_path
     args = [*CUSTOM, f"dataset.data_root={root}", "dataset.classes=[road,car,person]"]
     line = error_line([*args, "dataset.palette=[[0,0,0],[1,1,1]]"], capsys)
     assert "2 colours for 3 classes" in line and "dataset.palette=[] for mmseg's" in line
-    check_before_training(overrides_to_config([*args, "dataset.palette=[]"]))
+    check_before_training(export_config([*args, "dataset.palette=[]"]))
 
 
 @pytest.mark.train

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from seglab.checks.before_training import check_before_training
-from seglab.config.convert import overrides_to_config
+from seglab.config.convert import export_config
 from seglab.errors import ConfigError
 from tests.helpers import data
 from tests.helpers.commands import error_line, last_error_line, run_seglab
@@ -56,7 +56,7 @@ def test_the_suggested_conversion_of_0_255_masks_fixes_every_split(capsys, tmp_p
     import sys
 
     from seglab.checks.before_training import check_before_training
-    from seglab.config.convert import overrides_to_config
+    from seglab.config.convert import export_config
 
     root = ade20k_folder(tmp_path / "data", labels=[0, 255])
     args = [*QUICK, f"dataset.data_root={root}"]
@@ -65,7 +65,7 @@ def test_the_suggested_conversion_of_0_255_masks_fixes_every_split(capsys, tmp_p
     assert command.startswith("python -c ")
     shell = sys.executable + command.removeprefix("python")
     subprocess.run(["bash", "-c", shell], check=True, timeout=60)
-    check_before_training(overrides_to_config(args))
+    check_before_training(export_config(args))
     for split in ("training", "validation"):
         for label in files(root, "annotations", split):
             assert set(np.unique(np.asarray(Image.open(label)))) <= {0, 1}, label
@@ -73,10 +73,10 @@ def test_the_suggested_conversion_of_0_255_masks_fixes_every_split(capsys, tmp_p
 
 def test_two_class_labels_with_ignored_pixels_are_accepted(tmp_path):
     from seglab.checks.before_training import check_before_training
-    from seglab.config.convert import overrides_to_config
+    from seglab.config.convert import export_config
 
     root = ade20k_folder(tmp_path / "data", labels=[0, 1, 255])
-    check_before_training(overrides_to_config([*QUICK, f"dataset.data_root={root}"]))
+    check_before_training(export_config([*QUICK, f"dataset.data_root={root}"]))
 
 
 THREE_CLASSES = ["dataset.classes=[a,b,c]", "dataset.palette=[[0,0,0],[1,1,1],[2,2,2]]"]
@@ -85,9 +85,7 @@ THREE_CLASSES = ["dataset.classes=[a,b,c]", "dataset.palette=[[0,0,0],[1,1,1],[2
 def refusal(root: Path, *overrides: str) -> str:
     """The message of the checks before training on `root`, which must refuse it."""
     with pytest.raises(ConfigError) as error:
-        check_before_training(
-            overrides_to_config([*QUICK, f"dataset.data_root={root}", *overrides])
-        )
+        check_before_training(export_config([*QUICK, f"dataset.data_root={root}", *overrides]))
     assert "\n" not in str(error.value)
     return str(error.value)
 
@@ -119,9 +117,7 @@ def test_255_saved_for_a_declared_class_is_refused(tmp_path):
 def test_few_ignored_pixels_with_a_class_the_sample_lacks_are_accepted(tmp_path):
     # a tenth of the pixels ignored, as in ADE20K; class c is not in the sample
     root = ade20k_folder(tmp_path / "data", labels=[0, 0, 0, 0, 0, 1, 1, 1, 1, 255], n=4)
-    check_before_training(
-        overrides_to_config([*QUICK, f"dataset.data_root={root}", *THREE_CLASSES])
-    )
+    check_before_training(export_config([*QUICK, f"dataset.data_root={root}", *THREE_CLASSES]))
 
 
 def test_16_bit_label_in_the_sample_is_named(capsys, tmp_path):

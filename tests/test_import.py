@@ -178,7 +178,7 @@ def test_an_imported_config_takes_the_shared_data_root_and_crop(
 ):
     """The user's root and crop are the experiment's `dataset.*` values, written once, so
     that overriding them reaches every loader and every crop, as in a zoo experiment."""
-    from seglab.config.convert import overrides_to_config
+    from seglab.config.convert import export_config
 
     (tmp_path / "my_base.py").write_text(USER_BASE)
     (tmp_path / "mine.py").write_text(config)
@@ -188,7 +188,7 @@ def test_an_imported_config_takes_the_shared_data_root_and_crop(
     assert text.count("/data/mine") == 1 and "_scope_" not in text
     assert f"crop_size: [{crop[0]}, {crop[1]}]" in text
 
-    mm = overrides_to_config(
+    mm = export_config(
         [f"experiment={out_name}", "dataset.data_root=/other", "dataset.crop_size=[48,64]"]
     ).to_dict()
     loaders = {k: mm[k] for k in ("train_dataloader", "val_dataloader", "test_dataloader")}

@@ -11,7 +11,7 @@ import pytest
 from mmengine.config import Config
 
 from seglab.checks.before_training import check_before_training
-from seglab.config.convert import overrides_to_config
+from seglab.config.convert import export_config
 from seglab.errors import DataError
 from seglab.run.data_loading import check_files_as_they_load
 from tests.helpers.commands import error_line
@@ -35,7 +35,7 @@ def data_outside_the_sample(tmp_path: Path, split: str, labels: list[int]) -> tu
 def checked_config(root: Path, *overrides: str) -> Config:
     """The Runner's config of the demo model on `root`, past the checks before training, its
     loading transforms wrapped as seglab's training wraps them."""
-    mm = overrides_to_config([*QUICK, f"dataset.data_root={root}", *overrides])
+    mm = export_config([*QUICK, f"dataset.data_root={root}", *overrides])
     check_before_training(mm)
     check_files_as_they_load(mm)
     return mm

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from seglab.cli import main as seglab_main
-from seglab.config.convert import overrides_to_config
+from seglab.config.convert import export_config
 from seglab.zoo.index import start_config, start_weights, weight_sources
 
 B0 = "segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512"
@@ -71,7 +71,7 @@ def test_a_tiny_unet_trains_from_scratch_and_deit_reads_a_local_file(capsys):
     ],
 )
 def test_the_weights_read_from_the_yaml_files_are_those_of_the_export(name):
-    exported = overrides_to_config([f"experiment={name}"]).to_dict()
+    exported = export_config([f"experiment={name}"]).to_dict()
     sources = weight_sources(exported)
     assert weight_sources(start_config(name)) == sources
     assert (start_weights(name) == "none") == (not sources)

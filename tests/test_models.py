@@ -7,13 +7,13 @@ import torch
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
-from seglab.config.convert import overrides_to_config
+from seglab.config.convert import export_config
 
 
 @pytest.mark.parametrize("model", ["upernet_r18-tiny", "fcn_unet-tiny", "segformer_mit-b0"])
 def test_small_model_forward(model):
     register_all_modules()
-    mm = overrides_to_config([f"model={model}", "dataset=synthetic", "norm_cfg.type=BN"])
+    mm = export_config([f"model={model}", "dataset=synthetic", "norm_cfg.type=BN"])
     net = MODELS.build(mm.model)
     net.init_weights()
     net.eval()

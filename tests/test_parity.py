@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seglab.config.convert import overrides_to_config, write_config
+from seglab.config.convert import export_config, write_config
 from seglab.config.parity import differences, parity_differences
 from tests.helpers.upstream_configs import plain_compositions
 
@@ -32,7 +32,7 @@ PLAIN = plain_compositions()
 
 
 def export(overrides: list[str], path):
-    return write_config(overrides_to_config(overrides), path)
+    return write_config(export_config(overrides), path)
 
 
 @pytest.mark.parametrize("upstream", sorted(NAMED))

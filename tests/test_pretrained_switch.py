@@ -11,7 +11,7 @@ import pytest
 from mmengine.config import Config
 
 from seglab.checks.before_training import weight_sources
-from seglab.config.convert import overrides_to_config
+from seglab.config.convert import export_config
 from seglab.config.parity import UPSTREAM_CONFIGS
 from seglab.config.pretrained import turn_off_weights
 from tests.helpers.commands import SMALL_SYNTHETIC, error_line, train
@@ -31,8 +31,8 @@ def _sources(model: dict) -> list[tuple[str, str]]:
     ],
 )
 def test_the_switch_leaves_no_weights_file_in_the_export(experiment):
-    assert _sources(overrides_to_config([experiment]).to_dict()["model"]), "weights to turn off"
-    model = overrides_to_config([experiment, "pretrained=false"]).to_dict()["model"]
+    assert _sources(export_config([experiment]).to_dict()["model"]), "weights to turn off"
+    model = export_config([experiment, "pretrained=false"]).to_dict()["model"]
     assert _sources(model) == []
 
 

@@ -98,7 +98,7 @@ def test_cfg_job_resolve_prints_the_resolved_config(capsys):
     import yaml
 
     from seglab.cli import main
-    from seglab.config.convert import overrides_to_config
+    from seglab.config.convert import export_config
     from seglab.config.resolvers import tuples_as_lists
 
     main(["--cfg", "job", "--resolve", "experiment=demo", "dataset.crop_size=[48,48]"])
@@ -107,7 +107,7 @@ def test_cfg_job_resolve_prints_the_resolved_config(capsys):
     assert crop["crop_size"] == [48, 48]
     with tuples_as_lists():
         assert list(as_tuple(1, 2)) == [1, 2] and not isinstance(as_tuple(1, 2), tuple)
-    mm_cfg = overrides_to_config(["experiment=demo", "dataset.crop_size=[48,48]"])
+    mm_cfg = export_config(["experiment=demo", "dataset.crop_size=[48,48]"])
     assert next(t for t in mm_cfg.train_pipeline if t["type"] == "RandomCrop")["crop_size"] == (
         48,
         48,

@@ -8,7 +8,7 @@ import torch
 from mmengine.optim.scheduler import _ParamScheduler
 
 from seglab.config.compose import compose
-from seglab.config.convert import overrides_to_config, to_container
+from seglab.config.convert import export_config, to_container
 from seglab.config.schedule_fit import fit_milestones
 from tests.helpers.commands import ZOO_SHORT_RUN, train
 
@@ -18,7 +18,7 @@ KNET = "experiment=knet/knet-s3_r50-d8_upernet_8xb2-adamw-80k_ade20k-512x512"  #
 
 
 def fitted(experiment: str, *overrides: str):
-    mm = overrides_to_config([experiment, *overrides])
+    mm = export_config([experiment, *overrides])
     return mm, fit_milestones(mm, to_container(compose([experiment])))
 
 

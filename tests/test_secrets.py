@@ -248,9 +248,9 @@ def test_the_header_and_wandb_get_masked_overrides_and_config():
 
 
 def test_keys_no_mmseg_class_reads_stay_out_of_the_export():
-    from seglab.config.convert import config_text, overrides_to_config
+    from seglab.config.convert import config_text, export_config
 
-    mm_cfg = overrides_to_config(
+    mm_cfg = export_config(
         [
             "experiment=demo",
             *SECRETS[2:],

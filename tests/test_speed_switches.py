@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seglab.config import speed
-from seglab.config.convert import overrides_to_config, write_config
+from seglab.config.convert import export_config, write_config
+from seglab.run.hooks import CHANNELS_LAST_LOG
 from tests.helpers.commands import SMALL_SYNTHETIC, error_line, train
 
 DEMO = ["experiment=demo", *SMALL_SYNTHETIC]
@@ -29,7 +29,7 @@ no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has 
 
 
 def test_precision_is_mmsegs_amp_optim_wrapper_in_the_exported_file(tmp_path):
-    bf16 = overrides_to_config(
+    bf16 = export_config(
         [*DEMO, "precision=bf16", "channels_last=true", "compile=true"], reference=False
     )
     assert bf16.optim_wrapper.type == "AmpOptimWrapper"
@@ -41,7 +41,7 @@ def test_precision_is_mmsegs_amp_optim_wrapper_in_the_exported_file(tmp_path):
     for key in ("precision", "channels_last", "compile", "compile_mode", "loader", "amp"):
         assert key not in bf16
     for switch in (["precision=fp16"], ["amp=true"]):  # amp=true: the older name of fp16
-        fp16 = overrides_to_config([*DEMO, *switch], reference=False)
+        fp16 = export_config([*DEMO, *switch], reference=False)
         assert (fp16.optim_wrapper.type, fp16.optim_wrapper.loss_scale) == (
             "AmpOptimWrapper",
             "dynamic",
@@ -50,7 +50,7 @@ def test_precision_is_mmsegs_amp_optim_wrapper_in_the_exported_file(tmp_path):
 
 
 def test_loader_keys_reach_every_dataloader():
-    cfg = overrides_to_config(
+    cfg = export_config(
         ["experiment=demo", "loader.num_workers=0", "loader.pin_memory=true"], reference=False
     )
     for name in ("train_dataloader", "val_dataloader", "test_dataloader"):
@@ -62,7 +62,7 @@ def test_loader_keys_reach_every_dataloader():
             False,
         )
     # null keeps each loader's own (upstream's) values
-    default = overrides_to_config(["experiment=demo"], reference=False)
+    default = export_config(["experiment=demo"], reference=False)
     assert (
         default.train_dataloader.num_workers == 2 and "pin_memory" not in default.train_dataloader
     )
@@ -135,7 +135,7 @@ def trains_as_fp32(switch: str, logged: str) -> None:
 
 @pytest.mark.train
 def test_channels_last_trains_as_fp32_does():
-    trains_as_fp32("channels_last=true", speed.CHANNELS_LAST_LOG)
+    trains_as_fp32("channels_last=true", CHANNELS_LAST_LOG)
 
 
 @pytest.mark.train
@@ -154,7 +154,7 @@ def test_bf16_autocast_trains_the_demo_model_as_fp32_does():
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
 
-    cfg = overrides_to_config(DEMO, reference=False)
+    cfg = export_config(DEMO, reference=False)
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(2, 3, 64, 64, generator=generator)
     labels = (images.mean(dim=1, keepdim=True) * cfg.model.decode_head.num_classes).long()

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from seglab.cli import main as seglab_main
 from seglab.config.compose import CONF_DIR, group_options
-from seglab.config.convert import overrides_to_config, write_config
+from seglab.config.convert import export_config, write_config
 from seglab.config.parity import UPSTREAM_CONFIGS, parity_differences
 from seglab.zoo.generate import REPO, experiment_name, generate, option_name, upstream_configs
 
@@ -32,7 +32,7 @@ SCHEDULES = sorted(o for b in BASES if (o := option_name(b)) and o[0] == "schedu
 
 
 def export(overrides: list[str]):
-    return overrides_to_config(overrides)
+    return export_config(overrides)
 
 
 def test_every_upstream_config_and_base_file_is_an_option():
@@ -53,7 +53,7 @@ def _parity_of(rels: list[str]) -> dict[str, list[str]]:
     with tempfile.TemporaryDirectory() as tmp:
         with hydra.initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             for rel in rels:
-                mm = overrides_to_config([f"experiment={experiment_name(rel)}"])
+                mm = export_config([f"experiment={experiment_name(rel)}"])
                 diffs = parity_differences(write_config(mm, Path(tmp) / "x.py"), rel)
                 if diffs:
                     failures[rel] = diffs[:3]

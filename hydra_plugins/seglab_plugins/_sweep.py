@@ -31,6 +31,7 @@ from seglab.masking import (
     mask_text,
     remember_secrets,
 )
+from seglab.overrides import as_mapping, override_key
 from seglab.run_dirs.files import METRICS_FILE, MULTIRUN_FILE, SUMMARY_FILE, TRACEBACK_FILE
 
 # a job's status in the summary; `running` and `waiting`: an Optuna trial another worker holds,
@@ -138,7 +139,7 @@ def finish_sweep(
             outcome += f" (traceback: {job['traceback']})"
         if job.get("earlier"):
             outcome += " (an earlier launch)"
-        shown = [o for o in job["overrides"] if o.split("=", 1)[0] in varying]
+        shown = [o for o in job["overrides"] if override_key(o) in varying]
         lines.append(
             f"  {job['status']:8} {' '.join(shown or job['overrides']) or '(no overrides)'}: "
             + outcome
@@ -151,10 +152,7 @@ def finish_sweep(
 def varying_keys(override_lists: Sequence[Sequence[str]]) -> set[str]:
     """The keys whose values are not the same in every job: what a summary line shows of a
     job (the keys every job sets alike are in the sweep's command and its directory name)."""
-    jobs = [
-        dict(o.split("=", 1) if "=" in o else (o, None) for o in overrides)
-        for overrides in override_lists
-    ]
+    jobs = [as_mapping(overrides) for overrides in override_lists]
     keys = {key for pairs in jobs for key in pairs}
     return {key for key in keys if len({pairs.get(key, ()) for pairs in jobs}) > 1}
 

@@ -21,8 +21,9 @@ from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from seglab import CONF_DIR
-from seglab.config import resolvers  # noqa: F401  (registers the resolvers the YAML uses)
+from seglab.config.resolvers import register_resolvers
 from seglab.errors import ConfigError
+from seglab.overrides import override_keys
 
 CONFIG_NAME = "config"
 
@@ -103,7 +104,7 @@ def _closest(value: str, options: list[str]) -> str:
 def only_group_choices(overrides: Sequence[str]) -> bool:
     """Whether `overrides` only pick group options (`model=...`), changing no value."""
     known = groups()
-    return all(o.split("=", 1)[0].lstrip("+~/") in known for o in overrides)
+    return override_keys(overrides) <= set(known)
 
 
 def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictConfig:
@@ -115,6 +116,7 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictCon
     line.
     """
     check_group_choices(overrides, conf_dir)
+    register_resolvers()
     try:
         if GlobalHydra.instance().is_initialized():
             return hydra.compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)

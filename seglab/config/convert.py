@@ -17,7 +17,8 @@ from mmengine.config import Config
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from seglab.config import pretrained, resolvers, speed  # noqa: F401  (resolvers: registers the YAML's resolvers)
+from seglab.config import pretrained, speed
+from seglab.config.resolvers import register_resolvers
 from seglab.errors import ConfigError
 
 # Keys of the composed config that are seglab's, not mmengine's.
@@ -29,6 +30,7 @@ READ_ALSO = ("work_dir", "launcher", "randomness", "experiment_name", "strategy"
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:
     """Resolve every interpolation; a missing or broken one is a one-line ConfigError."""
+    register_resolvers()
     keys = [k for k in cfg if k != "hydra"]
     try:
         return OmegaConf.to_container(
@@ -39,47 +41,30 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"{getattr(err, 'full_key', '') or 'config'}: {first_line}") from None
 
 
-def overrides_to_config(
-    source: Sequence[str] | DictConfig,
-    *,
-    overrides: Sequence[str] | None = None,
-    choices: Mapping[str, str | None] | None = None,
-    reference: bool | None = None,
-) -> Config:
-    """The mmengine Config that `python -m seglab OVERRIDES` trains.
+def export_config(overrides: Sequence[str], *, reference: bool | None = None) -> Config:
+    """The mmengine Config `python -m seglab OVERRIDES` trains (and `seglab export` writes),
+    composed here from the overrides.
 
-    `source` is the overrides, or the config already composed from them (by Hydra: then pass
-    its task `overrides` and its `choices`, which a config without its `hydra` node lacks).
     Value overrides are checked against the same group options composed without them
-    (compose.compose_reference: tuples, kinds, lengths); overrides that only pick group
-    options make a config that is its own reference, and need no second composition.
-    `reference` decides where the caller must: True always composes the reference, False
-    never; None (the default) decides from `overrides`, and composes it where they are
-    unknown.
+    (compose.compose_reference: tuples, kinds, lengths); overrides that only pick group options
+    make a config that is its own reference, and need no second composition. `reference`:
+    True always composes the reference, False never; None decides from the overrides.
     """
     from seglab.config.compose import compose, compose_reference, only_group_choices
 
-    if isinstance(source, DictConfig):
-        cfg = source
-    else:
-        overrides = list(source)
-        cfg = compose(overrides)
+    cfg = compose(overrides)
     if reference is None:
-        reference = overrides is None or not only_group_choices(overrides)
-    if not reference:
-        return to_mm_config(cfg)
-    if choices is None:
-        choices = cfg.hydra.runtime.choices
-    return to_mm_config(cfg, reference=compose_reference(choices))
+        reference = not only_group_choices(overrides)
+    return run_config(cfg, compose_reference(cfg.hydra.runtime.choices) if reference else None)
 
 
-def to_mm_config(cfg: DictConfig, reference: DictConfig | None = None) -> Config:
-    """The mmengine Config for `cfg`: the step below overrides_to_config, which picks the
-    reference.
+def run_config(cfg: DictConfig, reference: DictConfig | None = None) -> Config:
+    """The mmengine Config of a run whose config is already composed (by Hydra, for training).
 
     `reference` is the same composition without value overrides (compose.compose_reference):
     where it holds a tuple and `cfg` a list, the tuple comes back; where the two disagree in
     kind (a number replaced by a string, a pair by a scalar), a ConfigError names the key.
+    None: `cfg` is its own reference (its overrides only pick group options).
     """
     resolved = to_container(cfg)
     # `resume=PATH` names the run to continue (run_dirs picks it as the run directory);

@@ -1,4 +1,5 @@
-"""OmegaConf resolvers the YAML groups use. Registered once, on import of this module.
+"""OmegaConf resolvers the YAML groups use, registered by `register_resolvers()`: compose(),
+to_container() and the training task (before Hydra composes, in every process) call it.
 
 The names of run and sweep directories are seglab.run_dirs'; the resolvers here only call it."""
 
@@ -76,7 +77,8 @@ def run_dir(root: str, override_dirname: str, resume: Any) -> str:
     return choose_run_dir(root, run_name(override_dirname), resume)
 
 
-def register() -> None:
+def register_resolvers() -> None:
+    """Register every resolver the YAML uses with OmegaConf; again, a no-op."""
     for name, fn in {
         "as_tuple": as_tuple,
         "len": length,
@@ -94,6 +96,3 @@ def register() -> None:
     }.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
-
-
-register()

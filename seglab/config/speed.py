@@ -4,19 +4,13 @@ data loaders' knobs (workers per GPU, pinned memory, persistent workers).
 Where mmseg has a form for a switch, the exported config.py uses it: `precision` becomes mmseg's
 AmpOptimWrapper (what its tools/train.py --amp writes), `loader.*` every dataloader's own keys.
 `channels_last` and `compile` change how the Runner runs, not what it trains, so they are
-runtime additions made after the export (seglab/run/train.py prepare_run), as seglab's hooks are.
+runtime additions made after the export (seglab/run/runner_config.py), as seglab's hooks are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-
-import torch
-from mmengine.config import Config
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
 
 from seglab.errors import ConfigError
 
@@ -124,54 +118,3 @@ def check_runtime_values(cfg: Mapping[str, Any]) -> None:
     mode = cfg.get("compile_mode", "default")
     if mode not in COMPILE_MODES:
         raise ConfigError(f"compile_mode={mode!r}: expected one of {', '.join(COMPILE_MODES)}")
-
-
-def add_runtime_switches(cfg: Mapping[str, Any], mm_cfg: Config) -> None:
-    """channels_last and compile, added to the Runner's config after the export."""
-    if cfg.get("channels_last"):
-        mm_cfg.custom_hooks = [*(mm_cfg.get("custom_hooks") or []), dict(type="ChannelsLastHook")]
-    if cfg.get("compile"):
-        # mmengine's own setting: the Runner compiles train_step once the model is wrapped
-        mm_cfg.compile = dict(backend="inductor", mode=cfg.get("compile_mode", "default"))
-
-
-CHANNELS_LAST_LOG = "channels_last: the model and its input batches in channels-last memory format"
-
-
-@HOOKS.register_module()
-class ChannelsLastHook(Hook):
-    """channels_last=true: the model's weights and the batches its data preprocessor makes in
-    channels-last memory format (NHWC), which cuDNN's and oneDNN's convolutions prefer.
-
-    Once the weights are initialised or loaded: random initialisers fill a tensor in memory
-    order, so a model converted before (at before_run) would start from other weights than
-    fp32's. before_train comes before the first (compiled) step. The batch is converted by a
-    forward hook on the data preprocessor, which works whatever its type.
-    """
-
-    priority = "VERY_HIGH"  # before any hook that runs the model
-
-    def before_train(self, runner) -> None:
-        self._convert(runner)
-
-    def before_val(self, runner) -> None:
-        self._convert(runner)
-
-    def before_test(self, runner) -> None:
-        self._convert(runner)
-
-    def _convert(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if getattr(model, "_seglab_channels_last", False):  # training, then validation: once
-            return
-        model.to(memory_format=torch.channels_last)  # 4-D weights only; in place
-        model.data_preprocessor.register_forward_hook(_channels_last_batch)
-        model._seglab_channels_last = True
-        runner.logger.info(CHANNELS_LAST_LOG)
-
-
-def _channels_last_batch(module: torch.nn.Module, args: Any, output: Any) -> Any:
-    inputs = output.get("inputs") if isinstance(output, dict) else None
-    if isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
-        return {**output, "inputs": inputs.contiguous(memory_format=torch.channels_last)}
-    return None  # a batch that is not one 4-D tensor stays as it is

@@ -70,7 +70,6 @@ def _checked(transform, limits: dict):
     return transform
 
 
-@TRANSFORMS.register_module(name=CHECKED_LOADING)
 class CheckedLoading(BaseTransform):
     """Runs one loading transform; a failure names the file it was reading, and a label it
     loads must be one channel of its image's size, 8 bits deep, with values below

@@ -1,4 +1,4 @@
-"""mmengine hooks seglab adds to the Runner it builds (registered in mmengine's HOOKS)."""
+"""mmengine hooks seglab adds to the Runner it builds (seglab/run/registry.py registers them)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import json
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
+from mmengine.model import is_model_wrapper
 
 from seglab.run_dirs.files import METRICS_FILE
 
 
-@HOOKS.register_module()
 class MetricsFileHook(Hook):
     """Writes the latest validation metrics to WORK_DIR/metrics.json after every validation.
 
@@ -60,7 +60,6 @@ def _is_main_process() -> bool:
     return is_main_process()
 
 
-@HOOKS.register_module()
 class NonFiniteLossHook(Hook):
     """Ends training when the loss is NaN or infinite, instead of training on garbage.
 
@@ -75,7 +74,6 @@ class NonFiniteLossHook(Hook):
             raise FloatingPointError(f"loss is {value} at iteration {runner.iter + 1}")
 
 
-@HOOKS.register_module()
 class CheckpointConfigHook(Hook):
     """Drops the config text a checkpoint carries before mmengine's resume can run it.
 
@@ -93,7 +91,6 @@ class CheckpointConfigHook(Hook):
             runner.logger.warning("seglab: ignored the config text stored in the checkpoint")
 
 
-@HOOKS.register_module()
 class CheckpointFitsHook(Hook):
     """`seglab test`: the checkpoint holds every weight of the model, each of its shape, or the
     test stops in one line (mmengine would log a warning and test a partly random model)."""
@@ -106,7 +103,6 @@ class CheckpointFitsHook(Hook):
         check_fits(runner.model, checkpoint, f"checkpoint={runner._load_from}")
 
 
-@HOOKS.register_module()
 class RandomStateHook(Hook):
     """Makes `resume=true` end where the uninterrupted run ends, bit for bit.
 
@@ -187,7 +183,6 @@ def _torch_random_state() -> dict:
     return {"torch": torch.get_rng_state(), "cuda": cuda}
 
 
-@HOOKS.register_module()
 class OptunaTrialHook(Hook):
     """This job's side of its Optuna trial: renews the trial's lease while the run trains (so
     that no other worker takes the trial over while it lives, even if its sweeper dies), reports
@@ -246,3 +241,44 @@ class OptunaTrialHook(Hook):
             if self._lease is not None:
                 self._lease.end()
             raise optuna.TrialPruned(f"pruned at iteration {runner.iter} (mIoU={miou})")
+
+
+CHANNELS_LAST_LOG = "channels_last: the model and its input batches in channels-last memory format"
+
+
+class ChannelsLastHook(Hook):
+    """channels_last=true: the model's weights and the batches its data preprocessor makes in
+    channels-last memory format (NHWC), which cuDNN's and oneDNN's convolutions prefer.
+
+    Once the weights are initialised or loaded: random initialisers fill a tensor in memory
+    order, so a model converted before (at before_run) would start from other weights than
+    fp32's. before_train comes before the first (compiled) step. The batch is converted by a
+    forward hook on the data preprocessor, which works whatever its type.
+    """
+
+    priority = "VERY_HIGH"  # before any hook that runs the model
+
+    def before_train(self, runner) -> None:
+        self._convert(runner)
+
+    def before_val(self, runner) -> None:
+        self._convert(runner)
+
+    def before_test(self, runner) -> None:
+        self._convert(runner)
+
+    def _convert(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if getattr(model, "_seglab_channels_last", False):  # training, then validation: once
+            return
+        model.to(memory_format=torch.channels_last)  # 4-D weights only; in place
+        model.data_preprocessor.register_forward_hook(_channels_last_batch)
+        model._seglab_channels_last = True
+        runner.logger.info(CHANNELS_LAST_LOG)
+
+
+def _channels_last_batch(module: torch.nn.Module, args: Any, output: Any) -> Any:
+    inputs = output.get("inputs") if isinstance(output, dict) else None
+    if isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
+        return {**output, "inputs": inputs.contiguous(memory_format=torch.channels_last)}
+    return None  # a batch that is not one 4-D tensor stays as it is

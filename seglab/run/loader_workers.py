@@ -10,7 +10,7 @@ the logger's interval; a value the command line sets is kept.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection
 
 from mmengine.config import Config
 
@@ -25,11 +25,11 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def fit_loader_workers(mm_cfg: Config, overrides: Sequence[str]) -> str | None:
+def fit_loader_workers(mm_cfg: Config, keys: Collection[str]) -> str | None:
     """Lower each loader's `num_workers` above `usable_cpus()` to it; return the changes as
-    `KEY=VALUE, ... (was ...; N CPUs)`, or None."""
+    `KEY=VALUE, ... (was ...; N CPUs)`, or None. A count the command line sets (`keys`: the
+    keys it sets) is kept."""
     cpus = usable_cpus()
-    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     if "loader.num_workers" in keys:  # every loader's, set on the command line
         return None
     changes, was = [], []

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 from mmseg.evaluation.metrics import IoUMetric
-from mmseg.registry import METRICS
 
 
-@METRICS.register_module()
 class PerClassIoUMetric(IoUMetric):
     def compute_metrics(self, results: list) -> dict[str, float]:
         metrics = super().compute_metrics(results)

@@ -32,7 +32,6 @@ import torch
 from hydra.experimental.callback import Callback
 from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop
 from omegaconf import DictConfig
 
@@ -66,7 +65,6 @@ class Preempted(SystemExit):
         )
 
 
-@HOOKS.register_module()
 class PreemptionHook(Hook):
     """SIGTERM or a first Ctrl-C: save at the end of the iteration (or validation batch) in
     flight and stop; a second Ctrl-C stops at once, as Ctrl-C always did."""

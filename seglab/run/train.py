@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import shlex
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import hydra
@@ -20,23 +22,23 @@ from mmengine.runner import Runner
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data.dataloader import DataLoader, _MultiProcessingDataLoaderIter
 
-from seglab import checkpoint_loading  # noqa: F401  (registers the weights loader)
 from seglab.checks.before_training import check_before_training
-from seglab.config import speed  # noqa: F401
-from seglab.config.compose import CONF_DIR, CONFIG_NAME
-from seglab.config.convert import overrides_to_config, to_container, write_config
+from seglab.config import speed
+from seglab.config.compose import CONF_DIR, CONFIG_NAME, compose_reference, only_group_choices
+from seglab.config.convert import run_config, to_container, write_config
+from seglab.config.resolvers import register_resolvers
 from seglab.config.schedule_fit import fit_milestones
 from seglab.config.synthetic_data import ensure_synthetic_dataset
 from seglab.errors import ConfigError, exit_with_error, os_reason
 from seglab.masking import mask_env_values, mask_overrides, task_overrides
-from seglab.run import hooks, preemption  # noqa: F401
+from seglab.overrides import override_keys
+from seglab.run import preemption
 from seglab.run.console import SeglabRunner, warnings_to_run_log
-from seglab.run.data_loading import check_files_as_they_load
-from seglab.run.distributed import apply_slurm_environment, fit_cpu_processes, launch_rank
-from seglab.run.hparam_search import TRIAL_ENV, current_trial
+from seglab.run.distributed import launch_rank
+from seglab.run.hparam_search import TRIAL_ENV
 from seglab.run.loader_workers import fit_loader_workers
-from seglab.run.metrics import with_per_class_metrics
-from seglab.run.wandb_logging import wandb_additions
+from seglab.run.registry import register_with_mmengine
+from seglab.run.runner_config import add_runner_only
 from seglab.run_dirs.files import CONFIG_FILE, METRICS_FILE
 from seglab.run_dirs.lock import drop_if_not_a_run, hold, release
 from seglab.run_dirs.names import job_sweep_name
@@ -47,12 +49,26 @@ LOGGER_KEYS = {"default_hooks", "default_hooks.logger", "default_hooks.logger.in
 # how often an Optuna trial's job looks whether its earlier job has let its directory go
 TRIAL_WAIT_S = 2
 
+# Hydra composes the job's config before main's body runs, in this process or in a launcher's
+# (which imports this module to unpickle main): the YAML's resolvers must be there first
+register_resolvers()
 
-def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None]) -> Config:
-    """Everything before the first iteration: convert, generate data, check, export."""
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
-    masked = task_overrides() if HydraConfig.initialized() else None  # for the header and wandb
-    mm_cfg = overrides_to_config(cfg, overrides=overrides, choices=choices)
+
+def prepare_run(
+    cfg: DictConfig,
+    run_dir: Path,
+    choices: Mapping[str, str | None],
+    checkpoint: Path | None = None,
+) -> Config:
+    """From the config Hydra composed to the Runner's, top to bottom; nothing trains yet.
+
+    `choices`: the group options Hydra picked; `checkpoint`: the run's own, to resume from.
+    """
+    register_with_mmengine()  # seglab's hooks, metric, transform and checkpoint loaders
+    job = JobOverrides.current()
+    # the same group options without the command line's values: composed once, used twice
+    reference = compose_reference(choices) if job.sets_values else None
+    mm_cfg = run_config(cfg, reference)
     synthetic = cfg.get("dataset", {}).get("synthetic")
     if synthetic is not None:
         ensure_synthetic_dataset(cfg.dataset.data_root, **synthetic)
@@ -61,70 +77,90 @@ def prepare_run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None
         mm_cfg, precision_switch=speed.precision_switch(cfg), compile=bool(cfg.get("compile"))
     )
     mm_cfg.work_dir = str(run_dir)
-    lowered = fit_log_interval(mm_cfg, overrides or [])  # before the export: mmseg logs alike
-    fitted = fit_schedule(mm_cfg, overrides or [], choices)
-    if fitted and launch_rank() == 0:
-        print(f"seglab: a run shorter than its schedule's milestones: set {fitted}", flush=True)
-    workers = fit_loader_workers(mm_cfg, overrides or [])
-    if workers and launch_rank() == 0:
-        print(f"seglab: more loader workers than CPUs: set {workers}", flush=True)
-    if launch_rank() == 0:  # in a multi-process run, one process writes the run directory
-        write_config(
-            mm_cfg,
-            run_dir / CONFIG_FILE,
-            header=(
-                "Written by seglab; plain mmseg runs it as it is:\n"
-                f"  python tools/train.py {run_dir / CONFIG_FILE}\n"
-                f"seglab overrides: {' '.join(masked or []) or '(none)'}"
-                + "".join(
-                    f"\nseglab set {change}" for change in (lowered, fitted, workers) if change
-                )
-            ),
-        )
-    # seglab's additions to the Runner; the exported file stays pure mmseg
-    for evaluator in ("val_evaluator", "test_evaluator"):
-        if mm_cfg.get(evaluator):
-            mm_cfg[evaluator] = with_per_class_metrics(mm_cfg[evaluator])
-    mm_cfg.custom_hooks = [
-        *(mm_cfg.get("custom_hooks") or []),
-        dict(type="MetricsFileHook"),
-        dict(type="NonFiniteLossHook"),
-        dict(type="RandomStateHook"),
-        dict(type="CheckpointConfigHook"),
-        dict(type="PreemptionHook"),
+    # fitted to this run before the export, so that plain mmseg trains it alike
+    changes = [
+        fit_log_interval(mm_cfg, job.keys),
+        fit_schedule(mm_cfg, job.keys, reference),
+        fit_loader_workers(mm_cfg, job.keys),
     ]
-    speed.add_runtime_switches(cfg, mm_cfg)  # channels_last's hook, mmengine's `compile`
-    check_files_as_they_load(mm_cfg)  # a file that fails to load is named in one line
-    if cfg.get("wandb"):
-        hydra_cfg = HydraConfig.get()
-        sweeping = hydra_cfg.mode == RunMode.MULTIRUN
-        wandb_additions(
-            mm_cfg,
-            OmegaConf.to_container(cfg.wandb, resolve=True),
-            hydra_config=mask_env_values(to_container(cfg), OmegaConf.to_container(cfg)),
-            overrides=masked,
-            run_dir=run_dir,
-            choices=dict(choices),
-            sweep=job_sweep_name() if sweeping else None,
-        )
-    trial = current_trial()
-    if trial is not None:  # a job of seglab's Optuna sweeper
-        mm_cfg.custom_hooks.append(dict(type="OptunaTrialHook", **trial))
-    # Logger, message hub and scope are named after the experiment, and the visualizer has a
-    # name of its own: all unique per run, so runs in one process (a sweep) share none of them.
-    mm_cfg.experiment_name = f"{run_dir.name}@{time.time_ns()}"
-    mm_cfg.visualizer.name = f"{mm_cfg.experiment_name}:visualizer"
+    if launch_rank() == 0:  # in a multi-process run, one process prints and writes
+        for change, why in zip(changes[1:], FIT_NOTES, strict=True):
+            if change:
+                print(f"seglab: {why}: set {change}", flush=True)
+        write_config(mm_cfg, run_dir / CONFIG_FILE, header=export_header(run_dir, job, changes))
+    launcher_changes = add_runner_only(
+        mm_cfg,
+        switches=cfg,
+        run_dir=run_dir,
+        checkpoint=checkpoint,
+        wandb=wandb_settings(cfg, run_dir, choices, job) if cfg.get("wandb") else None,
+    )
+    if launcher_changes and launch_rank() == 0:
+        print(f"seglab: distributed on CPU processes: {', '.join(launcher_changes)}", flush=True)
     return mm_cfg
 
 
-def fit_log_interval(mm_cfg: Config, overrides: Sequence[str]) -> str | None:
+# what prepare_run prints of a change it made (the log interval's goes into config.py only)
+FIT_NOTES = ("a run shorter than its schedule's milestones", "more loader workers than CPUs")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobOverrides:
+    """The current Hydra job's task overrides, read once: as written, their keys, and masked
+    for what is printed and logged."""
+
+    written: tuple[str, ...] = ()
+    masked: tuple[str, ...] = ()
+
+    @classmethod
+    def current(cls) -> JobOverrides:
+        if not HydraConfig.initialized():
+            return cls()
+        return cls(tuple(HydraConfig.get().overrides.task), tuple(task_overrides()))
+
+    @functools.cached_property
+    def keys(self) -> set[str]:
+        return override_keys(self.written)
+
+    @property
+    def sets_values(self) -> bool:
+        """Whether the command line changes a value, not only group options (without Hydra:
+        unknown, so yes)."""
+        return not HydraConfig.initialized() or not only_group_choices(self.written)
+
+
+def export_header(run_dir: Path, job: JobOverrides, changes: Sequence[str | None]) -> str:
+    """The first lines of the exported config.py: how plain mmseg runs it, what made it."""
+    return (
+        "Written by seglab; plain mmseg runs it as it is:\n"
+        f"  python tools/train.py {run_dir / CONFIG_FILE}\n"
+        f"seglab overrides: {' '.join(job.masked) or '(none)'}"
+        + "".join(f"\nseglab set {change}" for change in changes if change)
+    )
+
+
+def wandb_settings(
+    cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None], job: JobOverrides
+) -> dict:
+    """What seglab's wandb backend needs beyond the config (seglab/run/wandb_logging.py)."""
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    return dict(
+        wandb_cfg=OmegaConf.to_container(cfg.wandb, resolve=True),
+        hydra_config=mask_env_values(to_container(cfg), OmegaConf.to_container(cfg)),
+        overrides=list(job.masked),
+        run_dir=run_dir,
+        choices=dict(choices),
+        sweep=job_sweep_name() if sweeping else None,
+    )
+
+
+def fit_log_interval(mm_cfg: Config, keys: Collection[str]) -> str | None:
     """Log the loss at least LOG_TIMES times per run: a schedule's interval (100 for `short`)
     is longer than a short try, which would print no loss at all. An interval the command line
-    sets is kept. Returns the change as `KEY=VALUE (why)`, or None."""
+    sets (`keys`: the keys it sets) is kept. Returns the change as `KEY=VALUE (why)`, or None."""
     logger = (mm_cfg.get("default_hooks") or {}).get("logger")
     max_iters = (mm_cfg.get("train_cfg") or {}).get("max_iters")
-    keys = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    if not logger or not isinstance(max_iters, int) or keys & LOGGER_KEYS:
+    if not logger or not isinstance(max_iters, int) or set(keys) & LOGGER_KEYS:
         return None
     interval, fitted = logger.get("interval", 10), max(1, max_iters // LOG_TIMES)
     if interval <= fitted:
@@ -133,16 +169,13 @@ def fit_log_interval(mm_cfg: Config, overrides: Sequence[str]) -> str | None:
     return f"default_hooks.logger.interval={fitted} (was {interval}; max_iters={max_iters})"
 
 
-def fit_schedule(
-    mm_cfg: Config, overrides: Sequence[str], choices: Mapping[str, str | None]
-) -> str | None:
+def fit_schedule(mm_cfg: Config, keys: Collection[str], reference: DictConfig | None) -> str | None:
     """Milestones fitted into a run whose `max_iters` the command line shortened
-    (seglab/config/schedule_fit.py), against the same group options without value overrides."""
-    if not any("max_iters" in o.split("=", 1)[0] for o in overrides):
+    (seglab/config/schedule_fit.py), against `reference`: the same group options without
+    value overrides."""
+    if reference is None or not any("max_iters" in key for key in keys):
         return None
-    from seglab.config.compose import compose_reference
-
-    return fit_milestones(mm_cfg, to_container(compose_reference(choices)))
+    return fit_milestones(mm_cfg, to_container(reference))
 
 
 def build_runner(mm_cfg: Config) -> Runner:
@@ -191,15 +224,7 @@ def train(
                 f"seglab: {note}; resuming from {checkpoint.name}, the newest intact checkpoint",
                 flush=True,
             )
-    mm_cfg = prepare_run(cfg, run_dir, choices)
-    # resume from the run's own checkpoint (mmengine resumes from load_from when it is set)
-    mm_cfg.resume = checkpoint is not None
-    if checkpoint is not None:
-        mm_cfg.load_from = str(checkpoint)
-    apply_slurm_environment(mm_cfg)
-    changes = fit_cpu_processes(mm_cfg)
-    if changes and launch_rank() == 0:
-        print(f"seglab: distributed on CPU processes: {', '.join(changes)}", flush=True)
+    mm_cfg = prepare_run(cfg, run_dir, choices, checkpoint)
     runner = None
     try:
         with warnings_to_run_log(mm_cfg.experiment_name):

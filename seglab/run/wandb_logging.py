@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from mmengine.hooks import Hook
-from mmengine.registry import HOOKS, VISBACKENDS
 from mmengine.visualization.vis_backend import WandbVisBackend, force_init_env
 
 from seglab.masking import known_secrets, looks_secret, mask_found, mask_overrides, masked_argv
@@ -97,7 +96,6 @@ STEP_METRICS = (
 )
 
 
-@VISBACKENDS.register_module()
 class SeglabWandbVisBackend(WandbVisBackend):
     """mmengine's backend, started offline where it must be and logging against `iter`.
 
@@ -163,7 +161,6 @@ class SeglabWandbVisBackend(WandbVisBackend):
         self._wandb.log({name: self._wandb.Image(image), "iter": step})
 
 
-@HOOKS.register_module()
 class WandbPredictionsHook(Hook):
     """Logs the first `num_images` validation predictions with their masks and class names."""
 

@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 
 from seglab import CONF_DIR
 from seglab.masking import MASKED, mask_overrides
+from seglab.overrides import override_key
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 
@@ -118,7 +119,7 @@ def _named(overrides: list[str], written: str, swept: set[str]) -> str:
     """`run_name` of `overrides` (swept: the keys a sweep varies); `written` is what the hash
     is of."""
     pairs = [o.partition("=")[::2] for o in overrides]
-    keys = short_keys([k.lstrip("+~") for k, _ in pairs])
+    keys = short_keys([override_key(k) for k, _ in pairs])
     order = sorted(range(len(pairs)), key=lambda i: name_order(pairs[i][0], swept))
     parts = [
         f"{keys[i]}={_short_value(pairs[i][1], keys[i])}" if "=" in overrides[i] else overrides[i]
@@ -140,7 +141,7 @@ def _named(overrides: list[str], written: str, swept: set[str]) -> str:
 def name_order(key: str, swept: Collection[str] = ()) -> tuple[int, int, str]:
     """Where an override goes in a name (and a column in `seglab report`): group choices,
     swept keys, the telling sections, other keys, housekeeping; alphabetical within each."""
-    bare = key.lstrip("+~")
+    bare = override_key(key)
     if BULKY.search(bare):
         return 5, 0, bare
     if HOUSEKEEPING.search(bare):

@@ -19,8 +19,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from seglab.config import resolvers  # noqa: F401  (registers the resolvers the YAML uses)
 from seglab.config.parity import RUNNER_KEYS
+from seglab.config.resolvers import register_resolvers
 from seglab.errors import ConfigError
 
 Path = tuple  # keys and list indices, from the root
@@ -107,6 +107,7 @@ _LITERALS: dict[str, Any] = {}
 
 
 def _omegaconf_value(work: dict, text: str) -> Any:
+    register_resolvers()  # a dictionary lookup per resolver once registered
     if text.startswith("${as_tuple:") and "${" not in text[2:]:
         if text not in _LITERALS:
             _LITERALS[text] = OmegaConf.create({"v": text}).v

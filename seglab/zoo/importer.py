@@ -181,9 +181,9 @@ def experiment_name(out: Path) -> str:
 
 def parity_with(path: Path, name: str) -> list[str]:
     """Exporting experiment=NAME against the file itself, by the parity rule."""
-    from seglab.config.convert import config_text, overrides_to_config
+    from seglab.config.convert import config_text, export_config
 
-    exported = overrides_to_config([f"experiment={name}"])
+    exported = export_config([f"experiment={name}"])
     ours = Config.fromstring(config_text(exported), ".py")
     theirs = load(path)
     scope = theirs.get("default_scope")  # its `_scope_` marks are not imported (without_scope)
