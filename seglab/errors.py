@@ -47,3 +47,10 @@ def os_reason(err: OSError) -> str:
     name = errno.errorcode.get(err.errno, str(err.errno)) if err.errno else ""
     reason = err.strerror or str(err)
     return f"{reason}, {name}" if name else reason
+
+
+def is_pruned(error: object) -> bool:
+    """Whether `error` is Optuna's TrialPruned: a trial the pruner stopped, which did not fail.
+    Optuna is not imported for this: such an error exists only where Optuna already is."""
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and isinstance(error, optuna.TrialPruned)

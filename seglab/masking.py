@@ -54,6 +54,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from seglab.tree import leaves
+
 SECRET_KEY = re.compile(
     r"key|token|secret|passw|passphrase|pwd|credential|auth|private|cookie", re.IGNORECASE
 )
@@ -599,18 +601,18 @@ def mask_record(data: Any, overrides: Iterable[str] = ()) -> Any:
     paths = _secret_paths(task)
     override_lists = {"", "hydra.overrides.task"}
 
-    def leaves(node: Any, mask: str | None) -> Any:
+    def masked_leaves(node: Any, mask: str | None) -> Any:
         if isinstance(node, dict):
-            return {k: leaves(v, None) for k, v in node.items()}
+            return {k: masked_leaves(v, None) for k, v in node.items()}
         if isinstance(node, list):
-            return [leaves(v, None) for v in node]
+            return [masked_leaves(v, None) for v in node]
         if node is None or isinstance(node, bool) or _names_only(node):
             return node
         return mask or found.get(str(node)) or mask_value(str(node))
 
     def walk(node: Any, path: str) -> Any:
         if path in paths:
-            return leaves(node, paths[path])
+            return masked_leaves(node, paths[path])
         if isinstance(node, dict):
             return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
         if isinstance(node, list):
@@ -678,17 +680,9 @@ def unset_variables(
         if sep:
             look(key, value)
 
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{path}.{k}" if path else str(k))
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, f"{path}[{i}]")
-        elif not {p for p, _ in missing} & {path, f"+{path}", f"++{path}"}:
+    for path, node in leaves(config):
+        if not {p for p, _ in missing} & {path, f"+{path}", f"++{path}"}:
             look(path, node)
-
-    walk(config, "")
     return list(missing)
 
 

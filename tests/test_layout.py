@@ -16,7 +16,7 @@ import pytest
 from seglab import REPO
 
 # a wing -> the wings and top-level ground it may import (itself always)
-GROUND = "ground"  # errors, masking, overrides, checkpoint_loading, run_dirs/
+GROUND = "ground"  # errors, masking, overrides, tree, checkpoint_loading, run_dirs/
 COMMANDS = "commands"  # cli, evaluate, report, drawings, __main__
 MAY_IMPORT = {
     GROUND: {GROUND},
@@ -27,7 +27,7 @@ MAY_IMPORT = {
     COMMANDS: {GROUND, "config", "checks", "run", "zoo"},
     "plugins": {GROUND, "checks", "run"},
 }
-GROUND_MODULES = {"errors", "masking", "overrides", "checkpoint_loading", "run_dirs"}
+GROUND_MODULES = {"errors", "masking", "overrides", "tree", "checkpoint_loading", "run_dirs"}
 
 
 def module_name(path: Path) -> str:

@@ -14,8 +14,9 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import cloudpickle
 from hydra.core.singleton import Singleton
@@ -94,15 +95,15 @@ def launch(
             + " ".join(mask_overrides(filter_overrides(overrides))),
             flush=True,
         )
-        payload = (
-            idx,
-            list(overrides),
-            launcher.hydra_context,
-            config,
-            launcher.task_function,
-            singleton_state,
+        job_in_process = JobInProcess(
+            idx=idx,
+            overrides=list(overrides),
+            hydra_context=launcher.hydra_context,
+            config=config,
+            task_function=launcher.task_function,
+            singleton_state=singleton_state,
         )
-        return run_in_process(payload, {"CUDA_VISIBLE_DEVICES": device})
+        return run_in_process(job_in_process, {"CUDA_VISIBLE_DEVICES": device})
 
     jobs = [(initial_job_idx + i, o) for i, o in enumerate(job_overrides)]
     with _POOL_LOCK:  # one pool per launcher, whichever thread launches first
@@ -111,11 +112,23 @@ def launch(
     return run_on_devices(jobs, devices, run_one, launcher.free_devices)
 
 
-def run_in_process(payload: tuple, env: dict[str, str]) -> JobReturn:
+@dataclass(frozen=True)
+class JobInProcess:
+    """What a job's own process needs to run it as Hydra's launchers do (sent pickled)."""
+
+    idx: int
+    overrides: list[str]
+    hydra_context: Any
+    config: Any
+    task_function: Callable
+    singleton_state: Any
+
+
+def run_in_process(job: JobInProcess, env: dict[str, str]) -> JobReturn:
     """Run one job in a new Python process with `env` added; return its JobReturn."""
     with tempfile.TemporaryDirectory(prefix="seglab-job-") as tmp:
         job_file, result_file = Path(tmp, "job.pkl"), Path(tmp, "result.pkl")
-        job_file.write_bytes(cloudpickle.dumps(payload))
+        job_file.write_bytes(cloudpickle.dumps(job))
         process = subprocess.run(
             [sys.executable, "-m", __name__, str(job_file), str(result_file)],
             env={**os.environ, **env},
@@ -124,24 +137,22 @@ def run_in_process(payload: tuple, env: dict[str, str]) -> JobReturn:
             return cloudpickle.loads(result_file.read_bytes())
         # killed (out of memory, a signal) before run_job could report: a failed job all the same
         error = RuntimeError(f"the job's process exited with code {process.returncode}")
-        return JobReturn(overrides=list(payload[1]), status=JobStatus.FAILED, _return_value=error)
+        return JobReturn(overrides=job.overrides, status=JobStatus.FAILED, _return_value=error)
 
 
 def _execute_job(job_file: str, result_file: str) -> None:
     """In the job's process: as Hydra's own launchers run a job."""
-    idx, overrides, hydra_context, config, task_function, singleton_state = cloudpickle.loads(
-        Path(job_file).read_bytes()
-    )
+    job: JobInProcess = cloudpickle.loads(Path(job_file).read_bytes())
     setup_globals()
-    Singleton.set_state(singleton_state)
-    sweep_config = hydra_context.config_loader.load_sweep_config(config, overrides)
+    Singleton.set_state(job.singleton_state)
+    sweep_config = job.hydra_context.config_loader.load_sweep_config(job.config, job.overrides)
     with open_dict(sweep_config):
-        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
-        sweep_config.hydra.job.num = idx
+        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{job.idx}"
+        sweep_config.hydra.job.num = job.idx
     result = run_job(
-        hydra_context=hydra_context,
+        hydra_context=job.hydra_context,
         config=sweep_config,
-        task_function=task_function,
+        task_function=job.task_function,
         job_dir_key="hydra.sweep.dir",
         job_subdir_key="hydra.sweep.subdir",
     )

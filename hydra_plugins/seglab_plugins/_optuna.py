@@ -33,7 +33,7 @@ from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.seglab_plugins._sweep import finish_sweep, job_record, start_sweep
-from seglab.errors import ConfigError, exit_with_error
+from seglab.errors import ConfigError, exit_with_error, is_pruned
 from seglab.masking import mask_text
 from seglab.run.hparam_search import (
     JOB,
@@ -313,7 +313,7 @@ class Worker:
                 flush=True,
             )
             return
-        if isinstance(error, optuna.TrialPruned):
+        if is_pruned(error):
             self.study.tell(trial, state=State.PRUNED, skip_if_finished=True)
         elif error is not None:
             self.study.tell(trial, state=State.FAIL, skip_if_finished=True)

@@ -21,6 +21,7 @@ from seglab.checks.data_files import check_data_files, dataset_classes, leaf_dat
 from seglab.checks.requirements import AMP_DEVICES, check_requirements
 from seglab.config.pretrained import turn_off_hint
 from seglab.errors import ConfigError
+from seglab.tree import key_of, nodes
 
 URL_SCHEMES = ("http://", "https://", "open-mmlab://", "openmmlab://", "mmcls://", "torchvision://")
 
@@ -394,20 +395,12 @@ def check_class_counts(cfg: Config) -> None:
 def weight_sources(cfg: Config) -> Iterator[tuple[str, str]]:
     """(key, path or URL) of every pretrained weight file the model or run loads."""
 
-    def walk(key: str, node: Any) -> Iterator[tuple[str, str]]:
-        if isinstance(node, dict):
-            if node.get("type") == "Pretrained" and isinstance(node.get("checkpoint"), str):
+    for key, node in nodes(cfg.model, "model"):
+        if isinstance(node, dict) and node.get("type") == "Pretrained":
+            if isinstance(node.get("checkpoint"), str):
                 yield f"{key}.checkpoint", node["checkpoint"]
-            for k, v in node.items():
-                if k == "pretrained" and isinstance(v, str):
-                    yield f"{key}.{k}", v
-                else:
-                    yield from walk(f"{key}.{k}", v)
-        elif isinstance(node, (list, tuple)):
-            for i, v in enumerate(node):
-                yield from walk(f"{key}[{i}]", v)
-
-    yield from walk("model", cfg.model)
+        elif key_of(key) == "pretrained" and isinstance(node, str):
+            yield key, node
     if cfg.get("load_from"):
         yield "load_from", cfg.load_from
 

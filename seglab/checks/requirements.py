@@ -21,6 +21,7 @@ from mmengine.config import Config
 
 from seglab.config.pretrained import turn_off_hint
 from seglab.errors import ConfigError
+from seglab.tree import key_of, leaves
 
 ZOO = "pip install -e '.[zoo]' (make install does it)"
 # PyPI's torchvision 0.28.0 (the release for torch 2.13.0) is a CUDA build: beside the CPU torch
@@ -122,27 +123,11 @@ def _amp_device() -> bool:
 
 def _types(key: str, node: Any) -> Iterator[tuple[str, str]]:
     """(key, value) of every `type` in `node`, depth first."""
-    if isinstance(node, dict):
-        for k, v in node.items():
-            sub = f"{key}.{k}" if key else str(k)
-            if k == "type" and isinstance(v, str):
-                yield sub, v
-            else:
-                yield from _types(sub, v)
-    elif isinstance(node, (list, tuple)):
-        for i, v in enumerate(node):
-            yield from _types(f"{key}[{i}]", v)
+    return ((k, v) for k, v in leaves(node, key) if key_of(k) == "type" and isinstance(v, str))
 
 
 def _strings(key: str, node: Any) -> Iterator[tuple[str, str]]:
-    if isinstance(node, str):
-        yield key, node
-    elif isinstance(node, dict):
-        for k, v in node.items():
-            yield from _strings(f"{key}.{k}", v)
-    elif isinstance(node, (list, tuple)):
-        for i, v in enumerate(node):
-            yield from _strings(f"{key}[{i}]", v)
+    return ((k, v) for k, v in leaves(node, key) if isinstance(v, str))
 
 
 def requirements(

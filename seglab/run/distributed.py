@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from seglab.checks.requirements import torchrun_world_size
 from seglab.errors import exit_with_error
+from seglab.tree import nodes
 
 PORT_BASE, PORT_SPAN = 20000, 20000
 
@@ -145,15 +146,10 @@ def fit_cpu_processes(mm_cfg: Config) -> list[str]:
     return changes
 
 
-def _replace_sync_bn(node: Any) -> bool:
+def _replace_sync_bn(tree: Any) -> bool:
     replaced = False
-    if isinstance(node, dict):
-        if node.get("type") == "SyncBN":
+    for _, node in nodes(tree):
+        if isinstance(node, dict) and node.get("type") == "SyncBN":
             node["type"] = "BN"
             replaced = True
-        for value in node.values():
-            replaced = _replace_sync_bn(value) or replaced
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            replaced = _replace_sync_bn(value) or replaced
     return replaced

@@ -16,7 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import InterpolationResolutionError
 
-from seglab.errors import ConfigError, exit_with_error
+from seglab.errors import ConfigError, exit_with_error, is_pruned
 from seglab.masking import mask_hydra_files, mask_text, unset_variables
 from seglab.run_dirs.files import HYDRA_RECORD, MULTIRUN_FILE, TRACEBACK_FILE
 from seglab.run_dirs.names import fixed_keys
@@ -107,7 +107,7 @@ class RunDirCallback(Callback):
         path = Path(job_return.hydra_cfg.hydra.runtime.output_dir) / TRACEBACK_FILE
         error = job_return._return_value  # return_value would re-raise it
         # (a trial Optuna's pruner stopped did not fail: seglab's Optuna sweeper says so)
-        if isinstance(error, BaseException) and type(error).__name__ != "TrialPruned":
+        if isinstance(error, BaseException) and not is_pruned(error):
             path.write_text(mask_text("".join(traceback.format_exception(error))))
         elif path.parent.is_dir():
             path.unlink(missing_ok=True)

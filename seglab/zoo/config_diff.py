@@ -23,7 +23,7 @@ from seglab.config.parity import RUNNER_KEYS
 from seglab.config.resolvers import register_resolvers
 from seglab.errors import ConfigError
 
-Path = tuple  # keys and list indices, from the root
+KeyPath = tuple[Any, ...]  # keys and list indices, from the root
 
 _REF = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
 _TUPLE_REF = re.compile(r"^\$\{as_tuple:\$\{([A-Za-z_][\w.]*)\}\}$")
@@ -31,7 +31,7 @@ _SIMPLE_KEY = re.compile(r"^[A-Za-z_][\w-]*$")
 MAX_ROUNDS = 400
 
 
-def reference(node: Any) -> tuple[Path, bool] | None:
+def reference(node: Any) -> tuple[KeyPath, bool] | None:
     """(target path, through as_tuple) when `node` is a pure link `${a.b}`/`${as_tuple:${a.b}}`."""
     if not isinstance(node, str):
         return None
@@ -116,13 +116,13 @@ def _omegaconf_value(work: dict, text: str) -> Any:
     return OmegaConf.to_container(cfg, resolve=True)["_seglab_value_"]
 
 
-def _get(tree: Any, path: Path) -> Any:
+def _get(tree: Any, path: KeyPath) -> Any:
     for key in path:
         tree = tree[key]
     return tree
 
 
-def _set(tree: Any, path: Path, value: Any) -> None:
+def _set(tree: Any, path: KeyPath, value: Any) -> None:
     for key in path[:-1]:
         if isinstance(tree, dict) and key not in tree:
             tree[key] = {}
@@ -131,10 +131,10 @@ def _set(tree: Any, path: Path, value: Any) -> None:
 
 
 # A difference: (path, kind) with kind "value", "missing" (only upstream has it) or "extra".
-Diff = tuple[Path, str]
+Diff = tuple[KeyPath, str]
 
 
-def diffs(ours: Any, theirs: Any, path: Path = ()) -> Iterator[Diff]:
+def diffs(ours: Any, theirs: Any, path: KeyPath = ()) -> Iterator[Diff]:
     """Where `ours` differs from `theirs`; lists of equal length are compared item by item,
     anything else that differs (a tuple for a list, another length) as a whole."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
@@ -158,12 +158,12 @@ def diffs(ours: Any, theirs: Any, path: Path = ()) -> Iterator[Diff]:
 
 @dataclass
 class Located:
-    home: Path  # where the value is stored, every link followed
-    crossings: list[Path]  # the places holding a link on the way, outermost first
+    home: KeyPath  # where the value is stored, every link followed
+    crossings: list[KeyPath]  # the places holding a link on the way, outermost first
     tupled: bool  # the last link passed through as_tuple
 
 
-def locate(work: dict, path: Path) -> Located:
+def locate(work: dict, path: KeyPath) -> Located:
     node, here, crossings, tupled = work, (), [], False
 
     def follow() -> None:
@@ -185,7 +185,7 @@ def locate(work: dict, path: Path) -> Located:
     return Located(here, crossings, tupled)
 
 
-def _materialize(work: dict, at: Path) -> None:
+def _materialize(work: dict, at: KeyPath) -> None:
     """Replace the link at `at` by a copy of what it points to (its own links kept)."""
     node = _get(work, at)
     while (ref := reference(node)) is not None:
@@ -258,7 +258,7 @@ def _fix_all_at_home(work: dict, current: list[Diff], target: dict, link: Any) -
             continue
     try:
         after = set(diffs(resolve(trial), target))
-    except Exception:
+    except Exception:  # noqa: BLE001  (edits that together do not resolve: _fix_one goes one by one)
         return False
     if after < set(current):
         work.clear()
@@ -279,18 +279,19 @@ def _fix_one(work: dict, current: list[Diff], target: dict, link: Any, notes: li
     for d in current:
         where = d[0] if d[1] == "value" else d[0][:-1]
         depth = len(locate(work, where).crossings)
+        pin_notes: list[str] = []
         for cut in [None, *range(depth - 1, -1, -1), "pin"]:
             try:
                 base = work
                 if cut == "pin":
-                    base = _pinned(work, d, target, link, before)
+                    base, pin_notes = _pinned(work, d, target, link, before)
                 trial = _candidate(base, d, target, link, None if cut == "pin" else cut)
                 after = set(diffs(resolve(trial), target))
             except Exception:  # an edit that does not resolve is not a candidate
                 continue
             if d not in after and after <= before:
                 if cut == "pin":
-                    notes.extend(_pin_notes)
+                    notes.extend(pin_notes)
                 elif cut is not None:
                     notes.append(_cut_note(work, d, cut))
                 work.clear()
@@ -299,12 +300,10 @@ def _fix_one(work: dict, current: list[Diff], target: dict, link: Any, notes: li
     return False
 
 
-_pin_notes: list[str] = []
-
-
-def _pinned(work: dict, d: Diff, target: dict, link: Any, before: set) -> dict:
-    """`work` with the places that writing `d` at its home would break cut from that home."""
-    _pin_notes.clear()
+def _pinned(work: dict, d: Diff, target: dict, link: Any, before: set) -> tuple[dict, list[str]]:
+    """`work` with the places that writing `d` at its home would break cut from that home,
+    and a note for each place cut."""
+    notes: list[str] = []
     where = d[0] if d[1] == "value" else d[0][:-1]
     home = locate(work, where).home
     broken = set(diffs(resolve(_candidate(work, d, target, link, None)), target)) - before
@@ -314,12 +313,12 @@ def _pinned(work: dict, d: Diff, target: dict, link: Any, before: set) -> dict:
         for crossing in reversed(found.crossings):
             linked, _ = reference(_get(pinned, crossing))
             if linked[: len(home)] == home or home[: len(linked)] == linked:
-                _pin_notes.append(
+                notes.append(
                     f"{_dotted(crossing)} keeps upstream's value, not `{_get(pinned, crossing)}`"
                 )
                 _materialize(pinned, crossing)
                 break
-    return pinned
+    return pinned, notes
 
 
 def _cut_note(work: dict, d: Diff, cut: int) -> str:
@@ -330,14 +329,14 @@ def _cut_note(work: dict, d: Diff, cut: int) -> str:
     return f"{_dotted(path)} differs from where `{_dotted(crossing)}: {link}` leads; written out"
 
 
-def _dotted(path: Path) -> str:
+def _dotted(path: KeyPath) -> str:
     return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path).lstrip(".")
 
 
 _NOCHANGE = object()
 
 
-def emit(base: Any, work: Any, path: Path = (), deletes: list[str] | None = None) -> Any:
+def emit(base: Any, work: Any, path: KeyPath = (), deletes: list[str] | None = None) -> Any:
     """The YAML patch that turns `base` into `work` under Hydra's merge; `deletes` collects the
     nodes that must first be set to null (a dict losing keys, a node changing kind)."""
     if base == work:

@@ -31,6 +31,7 @@ from omegaconf import OmegaConf
 
 from seglab import REPO
 from seglab.config.parity import RUNNER_KEYS, UPSTREAM_CONFIGS
+from seglab.tree import nodes
 from seglab.zoo import config_diff
 from seglab.zoo.index import INDEX, index_row, metafile_results, write_index
 from seglab.zoo.links import link_shared, shared_values
@@ -148,13 +149,9 @@ def model_option(rel: str) -> dict:
     return body
 
 
-def values_of(node: Any, key: str) -> list[Any]:
-    if isinstance(node, dict):
-        own = [node[key]] if key in node else []
-        return own + [v for child in node.values() for v in values_of(child, key)]
-    if isinstance(node, (list, tuple)):
-        return [v for child in node for v in values_of(child, key)]
-    return []
+def values_of(tree: Any, key: str) -> list[Any]:
+    """Every value under `key` in `tree`, outermost first."""
+    return [node[key] for _, node in nodes(tree) if isinstance(node, dict) and key in node]
 
 
 def dataset_option(rel: str) -> dict:

@@ -23,6 +23,7 @@ import yaml
 
 from seglab import CONF_DIR, REPO
 from seglab.errors import ConfigError
+from seglab.tree import key_of, nodes
 
 INDEX = REPO / "experiments" / "zoo-index.tsv"
 CONF = CONF_DIR
@@ -112,22 +113,14 @@ def weight_sources(cfg: dict) -> list[str]:
     """Every weights file `cfg` loads: a `pretrained` of the model, an init_cfg of type
     Pretrained(_Part) anywhere in it, `load_from`."""
 
-    def walk(node: Any) -> list[str]:
-        if isinstance(node, dict):
-            own = node.get("checkpoint") if node.get("type") in WEIGHTS_INITS else None
-            found = [own] if isinstance(own, str) else []
-            for key, value in node.items():
-                if key == "pretrained" and isinstance(value, str):
-                    found.append(value)
-                else:
-                    found += walk(value)
-            return found
-        if isinstance(node, (list, tuple)):
-            return [s for v in node for s in walk(v)]
-        return []
-
-    load_from = cfg.get("load_from")
-    return walk(cfg.get("model")) + ([load_from] if isinstance(load_from, str) else [])
+    found = []
+    for key, node in nodes(cfg.get("model"), "model"):
+        if isinstance(node, dict) and node.get("type") in WEIGHTS_INITS:
+            found.append(node.get("checkpoint"))
+        elif key_of(key) == "pretrained":
+            found.append(node)
+    found.append(cfg.get("load_from"))
+    return [source for source in found if isinstance(source, str)]
 
 
 def start_weights(name: str) -> str:
