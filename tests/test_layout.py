@@ -155,3 +155,17 @@ def test_the_rules_see_a_violation(tmp_path, monkeypatch):
     assert ("hydra_plugins.seglab_plugins._optuna", "Worker") in found
     assert ("seglab.zoo.generate", "_evaluated") in found
     assert wing("seglab.run.train") not in MAY_IMPORT["config"]
+
+
+def test_the_readme_maps_every_module_to_its_wing():
+    """README's Development section: a row per folder naming each of its modules."""
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[3]
+        for line in (REPO / "README.md").read_text().splitlines()
+        if line.startswith("| `seglab/")
+    }
+    for module, path in MODULES.items():
+        if module.startswith("hydra_plugins") or path.stem in ("__init__", "__main__"):
+            continue
+        folder = path.parent.relative_to(REPO).as_posix() + "/"
+        assert f"`{path.stem}`" in rows.get(folder, ""), f"README: {module} not in {folder}'s row"

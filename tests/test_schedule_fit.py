@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 from mmengine.optim.scheduler import _ParamScheduler
+from omegaconf import OmegaConf
 
 from seglab.config.compose import compose
-from seglab.config.convert import export_config, to_container
+from seglab.config.convert import export_config, run_config, to_container
 from seglab.config.schedule_fit import fit_milestones
 from tests.helpers.commands import ZOO_SHORT_RUN, train
 
@@ -122,7 +123,13 @@ def _short_runs_of(experiments: list[str]) -> list[tuple[str, str]]:
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         for experiment in experiments:
             try:
-                mm, _ = fitted(experiment, "train_cfg.max_iters=40")
+                # composed once: the reference, then the value train_cfg.max_iters=40 sets
+                # (its links follow, as with the override; `fitted` composes three times)
+                cfg = compose([experiment])
+                reference = to_container(cfg)
+                OmegaConf.update(cfg, "train_cfg.max_iters", 40)
+                mm = run_config(cfg)
+                fit_milestones(mm, reference)
                 build_schedule(mm)
                 check_sliding_window(mm)  # upstream's own windows: no stride past the window
             except Exception as err:  # noqa: BLE001 (each failure is listed, not the first)

@@ -51,7 +51,14 @@ def worker(args: list[str]) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)},
+        # a share of the cores each, as the README advises: with torch's default threads two
+        # workers on 2 cores contend for them and train tens of times slower
+        env={
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(REPO),
+            "OMP_NUM_THREADS": "1",
+        },
         start_new_session=True,
     )
 

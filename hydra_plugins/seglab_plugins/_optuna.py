@@ -51,6 +51,8 @@ from seglab.run.study_storage import (
     check_leases,
     check_storage,
     load_study,
+    may_judge_leases,
+    note_database_away,
     sole_worker,
     sqlite_file,
     storage_errors,
@@ -208,6 +210,7 @@ class Worker:
                 self._outage_told = False
                 return result
             except storage_errors() as err:
+                note_database_away()
                 reason = (str(getattr(err, "orig", None) or err).strip().splitlines() or [""])[0]
                 if time.monotonic() > deadline:
                     raise ConfigError(
@@ -233,12 +236,12 @@ class Worker:
                 time.sleep(self.poll_s)  # for a lease to expire, or the last trials to end
                 continue
             trial, lease = claimed
-            try:
+            try:  # the lease is held until the result is told: no sibling fails it meanwhile
                 job = self.outlasting(lambda t=trial: self.overrides(t))
                 (result,) = self.launcher.launch([job], trial.number)
+                self.outlasting(lambda t=trial, r=result: self.tell(t, r))
             finally:
                 lease.end()
-            self.outlasting(lambda t=trial, r=result: self.tell(t, r))
 
     def _run_batches(self) -> None:
         while True:
@@ -253,21 +256,22 @@ class Worker:
                     return
                 time.sleep(self.poll_s)
                 continue
-            try:
+            try:  # the leases are held until the results are told
                 jobs = [self.outlasting(lambda t=t: self.overrides(t)) for t, _ in claimed]
                 results = self.launcher.launch(jobs, claimed[0][0].number)
+                for (trial, _), result in zip(claimed, results, strict=True):
+                    self.outlasting(lambda t=trial, r=result: self.tell(t, r))
             finally:
                 for _, lease in claimed:
                     lease.end()
-            for (trial, _), result in zip(claimed, results, strict=True):
-                self.outlasting(lambda t=trial, r=result: self.tell(t, r))
 
     def claim(self) -> tuple[optuna.Trial, Lease] | None:
         """The next trial for this worker, leased, or None when n_trials are asked for."""
         storage = self.study._storage
         with self._asking, quiet_optuna():
             while True:
-                optuna.storages.fail_stale_trials(self.study)
+                if may_judge_leases(storage):  # not right after the database was away
+                    optuna.storages.fail_stale_trials(self.study)
                 trials = counted(self.study.get_trials(deepcopy=False))
                 waiting = any(t.state == State.WAITING for t in trials)
                 if len(trials) >= self.cfg["n_trials"] and not waiting:

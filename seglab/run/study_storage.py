@@ -76,6 +76,29 @@ def storage_errors() -> tuple[type[BaseException], ...]:
     return (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)
 
 
+# when this process last found the study's database away (time.monotonic()); 0: never
+_away_at = 0.0
+
+
+def note_database_away() -> None:
+    """The study's database did not answer this process (a lease's renewal, a worker's step)."""
+    global _away_at
+    _away_at = time.monotonic()
+
+
+def may_judge_leases(storage: Any) -> bool:
+    """Whether this process may fail trials whose leases look expired: not until the database
+    has answered it for a whole grace period after being away. Every lease looks expired the
+    moment a database comes back from an outage longer than the grace period; its holder
+    renews it within one heartbeat interval, and a sibling must not fail it before then."""
+    backend = getattr(storage, "_backend", storage)  # Optuna's cache in front of the RDBStorage
+    interval = getattr(backend, "heartbeat_interval", None)
+    if interval is None:  # no leases: nothing is judged by them
+        return True
+    grace = getattr(backend, "grace_period", None) or 2 * interval  # Optuna's default
+    return time.monotonic() - _away_at > grace
+
+
 def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
     """The study's storage: the sweeper's `storage`, else a sqlite file in the sweep dir;
     `postgresql://` through psycopg (SQLAlchemy's own default driver is psycopg2)."""
@@ -301,6 +324,7 @@ class Lease:
                     return
                 storage.record_heartbeat(trial_id)
             except storage_errors():
+                note_database_away()
                 continue  # the database did not answer: the next beat tries again
 
     def end(self) -> None:
