@@ -124,7 +124,7 @@ def report_command(args: Sequence[str]) -> None:
 
 
 def train_command(args: Sequence[str]) -> None:
-    from seglab.checks.overrides import check_overrides
+    from seglab.checks.command_line import check_overrides
     from seglab.config.compose import check_group_choices
 
     overrides = [a for a in args if "=" in a and not a.startswith("-")]

@@ -42,7 +42,7 @@ from seglab.run.data_loading import check_files_as_they_load
 from seglab.run.hooks import json_value
 from seglab.run.metrics import with_per_class_metrics
 from seglab.run.registry import register_class, register_with_mmengine
-from seglab.run_dirs.files import CONFIG_FILE, TEST_METRICS_FILE, TEST_METRICS_TTA_FILE
+from seglab.run_dirs.files import CONFIG_FILE, TEST_DIR, TEST_METRICS_FILE, TEST_METRICS_TTA_FILE
 
 # what OpenCV (mmcv's image backend) reads
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -373,7 +373,7 @@ def config_of_run(
     check_changes(cfg.to_dict(), changes)
     cfg.merge_from_dict({override_key(key): value for key, value in changes.items()})
     cfg.launcher = "none"  # one process, as tools/test.py without --launcher (a torchrun run too)
-    cfg.work_dir = str(run_dir / "test")
+    cfg.work_dir = str(run_dir / TEST_DIR)
     cfg.load_from = str(checkpoint or last_checkpoint(run_dir))
     cfg.custom_hooks = [*(cfg.get("custom_hooks") or []), dict(type="CheckpointFitsHook")]
     cfg.test_evaluator = with_per_class_metrics(cfg.test_evaluator)

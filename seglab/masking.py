@@ -54,6 +54,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from seglab.overrides import override_key
 from seglab.tree import leaves
 
 SECRET_KEY = re.compile(
@@ -188,7 +189,7 @@ def mask_override(override: str) -> str:
     key, sep, value = override.partition("=")
     if not sep or MASKED.fullmatch(value):
         return override
-    if looks_secret(key.lstrip("+~")) or reads_env(value):
+    if looks_secret(override_key(key)) or reads_env(value):
         return f"{key}={mask_value(value)}"
     return f"{key}={mask_urls(value)}"
 
@@ -266,7 +267,7 @@ def override_secrets(override: str) -> dict[str, str]:
     key, sep, value = str(override).partition("=")
     if not sep or MASKED.fullmatch(value):
         return {}
-    secret_key = looks_secret(key.lstrip("+~"))
+    secret_key = looks_secret(override_key(key))
     found: dict[str, str] = {}
     for written in _alternatives(value):
         for m in _ENV.finditer(written):
@@ -545,7 +546,7 @@ def mask_record_override(override: str) -> str:
     key, sep, value = str(override).partition("=")
     if not sep or MASKED.fullmatch(value):
         return override
-    if looks_secret(key.lstrip("+~")) and not _names_only(value):
+    if looks_secret(override_key(key)) and not _names_only(value):
         return f"{key}={mask_value(value)}"
     return f"{key}={mask_urls(value)}"
 
@@ -556,7 +557,7 @@ def _secret_paths(overrides: Iterable[str]) -> dict[str, str]:
     paths = {}
     for override in overrides:
         key, sep, value = str(override).partition("=")
-        path = key.lstrip("+~").split("@", 1)[0]
+        path = override_key(key).split("@", 1)[0]
         if sep and looks_secret(path) and not _names_only(value) and not MASKED.fullmatch(value):
             paths[path] = mask_value(value)
     return paths

@@ -56,7 +56,7 @@ MIOU_MARGIN = 0.5
 
 def find_runs(root: Path) -> list[Path]:
     """Every Hydra job directory at or below `root` (each has .hydra/overrides.yaml)."""
-    return sorted({p.parent.parent for p in root.glob("**/.hydra/overrides.yaml")})
+    return sorted({p.parent.parent for p in root.glob(f"**/{OVERRIDES_FILE}")})
 
 
 def read_run(run_dir: Path, summary_jobs: dict[str, dict]) -> dict[str, Any]:
@@ -415,7 +415,7 @@ def report(root: str | Path) -> str:
     root = Path(root)
     runs = read_runs(root)
     if not runs:
-        raise FileNotFoundError(f"{root}: no seglab runs (no .hydra/overrides.yaml) below it")
+        raise FileNotFoundError(f"{root}: no seglab runs (no {OVERRIDES_FILE}) below it")
     header, table = rows(runs)
     with open(root / REPORT_CSV, "w", newline="") as f:
         csv.writer(f).writerows([header, *table])

@@ -28,6 +28,7 @@ MAY_IMPORT = {
     "plugins": {GROUND, "checks", "run"},
 }
 GROUND_MODULES = {"errors", "masking", "overrides", "tree", "checkpoint_loading", "run_dirs"}
+COMMAND_MODULES = {"cli", "evaluate", "report", "drawings", "__main__"}
 
 
 def module_name(path: Path) -> str:
@@ -48,7 +49,10 @@ def wing(module: str) -> str:
         return "plugins"
     if len(parts) == 1 or parts[1] in GROUND_MODULES:
         return GROUND  # `seglab` itself: REPO, CONF_DIR
-    return parts[1] if parts[1] in MAY_IMPORT else COMMANDS
+    if parts[1] in MAY_IMPORT:
+        return parts[1]
+    assert parts[1] in COMMAND_MODULES, f"{module}: in no wing; add it to one (and to the README)"
+    return COMMANDS
 
 
 def type_checking_lines(tree: ast.Module) -> set[int]:

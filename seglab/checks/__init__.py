@@ -1,7 +1,9 @@
 """The checks wing: everything seglab checks before a minute of training is spent.
 
 The converted config against mmengine's registries, the machine and its launcher
-(before_training, requirements, environment), the data files every dataloader reads
+(before_training, requirements, environment), the command line's swept keys and launcher
+before Hydra starts (command_line; group options and keys are refused as the config is composed,
+seglab/config/compose.py), the data files every dataloader reads
 (data_files), and whether a batch fits in memory (crop_memory). Each failure is one line that
 names the key, the value and what was expected.
 

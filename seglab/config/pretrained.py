@@ -72,8 +72,8 @@ def _without_weights(init_cfg: Any) -> Any:
 
 
 def turn_off_hint(key: str) -> str:
-    """The override that turns off the weights named at `key` (as checks.weight_sources names
-    them), then the switch that turns all of them off."""
+    """The override that turns off the weights named at `key` (as
+    checks.before_training.weight_sources names them), then the switch that turns all off."""
     if key == "load_from" or key.endswith(".pretrained"):
         one = f"{key}=null"
     elif key.endswith(".init_cfg.checkpoint"):

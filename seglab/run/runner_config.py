@@ -30,7 +30,7 @@ from seglab.run.hparam_search import current_trial
 from seglab.run.metrics import with_per_class_metrics
 from seglab.run.wandb_logging import wandb_additions
 
-SEGLAB_HOOKS = (
+ADDED_HOOKS = (
     "MetricsFileHook",
     "NonFiniteLossHook",
     "RandomStateHook",
@@ -55,7 +55,7 @@ def add_runner_only(
     for evaluator in ("val_evaluator", "test_evaluator"):
         if mm_cfg.get(evaluator):
             mm_cfg[evaluator] = with_per_class_metrics(mm_cfg[evaluator])
-    hooks = [dict(type=name) for name in SEGLAB_HOOKS]
+    hooks = [dict(type=name) for name in ADDED_HOOKS]
     if switches.get("channels_last"):
         hooks.append(dict(type="ChannelsLastHook"))
     mm_cfg.custom_hooks = [*(mm_cfg.get("custom_hooks") or []), *hooks]

@@ -78,15 +78,17 @@ def prepare_run(
     )
     mm_cfg.work_dir = str(run_dir)
     # fitted to this run before the export, so that plain mmseg trains it alike
-    changes = [
-        fit_log_interval(mm_cfg, job.keys),
-        fit_schedule(mm_cfg, job.keys, reference),
-        fit_loader_workers(mm_cfg, job.keys),
-    ]
+    logging = fit_log_interval(mm_cfg, job.keys)
+    schedule = fit_schedule(mm_cfg, job.keys, reference)
+    workers = fit_loader_workers(mm_cfg, job.keys)
     if launch_rank() == 0:  # in a multi-process run, one process prints and writes
-        for change, why in zip(changes[1:], FIT_NOTES, strict=True):
-            if change:
-                print(f"seglab: {why}: set {change}", flush=True)
+        if schedule:
+            print(
+                f"seglab: a run shorter than its schedule's milestones: set {schedule}", flush=True
+            )
+        if workers:
+            print(f"seglab: more loader workers than CPUs: set {workers}", flush=True)
+        changes = (logging, schedule, workers)
         write_config(mm_cfg, run_dir / CONFIG_FILE, header=export_header(run_dir, job, changes))
     launcher_changes = add_runner_only(
         mm_cfg,
@@ -98,10 +100,6 @@ def prepare_run(
     if launcher_changes and launch_rank() == 0:
         print(f"seglab: distributed on CPU processes: {', '.join(launcher_changes)}", flush=True)
     return mm_cfg
-
-
-# what prepare_run prints of a change it made (the log interval's goes into config.py only)
-FIT_NOTES = ("a run shorter than its schedule's milestones", "more loader workers than CPUs")
 
 
 @dataclasses.dataclass(frozen=True)

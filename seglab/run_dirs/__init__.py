@@ -5,5 +5,6 @@ names, a function of the command-line overrides), lock (which process holds a ru
 resume (which checkpoint a run resumes from) and callback (the Hydra callback that names and
 claims the directories before Hydra creates them, and keeps a failed job's traceback).
 
-May import: `seglab.errors`, `seglab.masking`. No wing.
+May import: the rest of the ground (`seglab` itself, `seglab.errors`, `seglab.masking`,
+`seglab.overrides`, `seglab.tree`, `seglab.checkpoint_loading`). No wing.
 """

@@ -7,11 +7,12 @@ A run directory (`outputs/runs/NAME`, a sweep's `outputs/sweeps/NAME/JOB`):
     metrics.json         the last validation's metrics, per class too (MetricsFileHook)
     iter_N.pth, last_checkpoint     mmengine's checkpoints and its pointer to the newest
     TIMESTAMP/vis_data/scalars.json mmengine's loss and validation curves
-    test_metrics.json, test_metrics_tta.json    `seglab test`
+    test/, test_metrics.json, test_metrics_tta.json    `seglab test` (its logs, its metrics)
     traceback.txt        a failed job's full traceback
     .seglab-lock         the lock its training process holds
 A sweep directory (`outputs/sweeps/NAME`):
-    multirun.yaml, summary.json, best.yaml (an Optuna search), optuna.db (its default storage),
+    multirun.yaml, summary.json, best.yaml (an Optuna search), optuna.db and optuna.db.lock
+    (its default storage, and the lock of the worker that searches it),
     report.csv, report.md, report.png (`seglab report`)
 """
 
@@ -26,6 +27,7 @@ METRICS_FILE = "metrics.json"
 LAST_CHECKPOINT = "last_checkpoint"
 CHECKPOINT_GLOB = "*.pth"
 SCALARS_GLOB = "*/vis_data/scalars.json"
+TEST_DIR = "test"
 TEST_METRICS_FILE = "test_metrics.json"
 TEST_METRICS_TTA_FILE = "test_metrics_tta.json"
 # a failed job's full traceback, beside its log (RunDirCallback.on_job_end)

@@ -206,7 +206,7 @@ def solve(base: dict, target: dict, link: Any = None) -> Solution:
     """Edit a copy of `base` (unresolved) until it resolves to `target` on every compared key.
 
     `link(value, path, work)` may replace parts of a value about to be written by links to
-    the shared values they equal (see zoo_links)."""
+    the shared values they equal (see seglab/zoo/links.py)."""
     work = copy.deepcopy(base)
     notes: list[str] = []
     link = link or (lambda value, path, work: encode(value))

@@ -21,12 +21,11 @@ from typing import Any
 
 import yaml
 
-from seglab import CONF_DIR, REPO
+from seglab import CONF_DIR, EXPERIMENTS_DIR
 from seglab.errors import ConfigError
 from seglab.tree import key_of, nodes
 
-INDEX = REPO / "experiments" / "zoo-index.tsv"
-CONF = CONF_DIR
+INDEX = EXPERIMENTS_DIR / "zoo-index.tsv"
 COLUMNS = ("experiment", "dataset", "crop", "iters", "mIoU", "needs", "weights")
 SHOWN = ("experiment", "dataset", "crop", "iters", "mIoU", "mem(GB)", "pretrained", "needs")
 # a weights source with a scheme (https://, open-mmlab://, torchvision://, mmcls://) is fetched
@@ -78,7 +77,7 @@ def _bodies(name: str, choices: dict) -> list[Any]:
     files, its `_delete_` nulls, its own body. Its group overrides go into `choices` before its
     parent's, which lose (Hydra keeps the first override of a group, and meets a file's own
     before those of the files it includes)."""
-    data = _yaml(CONF / "experiment" / f"{name}.yaml")
+    data = _yaml(CONF_DIR / "experiment" / f"{name}.yaml")
     entries = data.get("defaults", [])
     for entry in entries:
         if isinstance(entry, dict):
@@ -92,7 +91,7 @@ def _bodies(name: str, choices: dict) -> list[Any]:
         elif isinstance(entry, str) and entry.startswith("/experiment/"):
             bodies += _bodies(entry.removeprefix("/experiment/"), choices)
         elif isinstance(entry, str) and entry.startswith("/_delete_/"):
-            bodies.append(_yaml(CONF / "_delete_" / f"{entry.removeprefix('/_delete_/')}.yaml"))
+            bodies.append(_yaml(CONF_DIR / "_delete_" / f"{entry.removeprefix('/_delete_/')}.yaml"))
     return bodies
 
 
@@ -101,9 +100,9 @@ def start_config(name: str) -> dict:
     sets them), unresolved: enough to see which weights it loads."""
     choices: dict[str, Any] = {}
     bodies = _bodies(name, choices)
-    defaults = _yaml(CONF / "config.yaml")["defaults"]
+    defaults = _yaml(CONF_DIR / "config.yaml")["defaults"]
     model = choices.get("model", next(d["model"] for d in defaults if "model" in d))
-    merged: Any = _yaml(CONF / "model" / f"{model}.yaml") if model else {}
+    merged: Any = _yaml(CONF_DIR / "model" / f"{model}.yaml") if model else {}
     for body in bodies:
         merged = _merge(merged, body)
     return {k: merged.get(k) for k in ("model", "load_from")}
