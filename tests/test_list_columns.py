@@ -9,7 +9,8 @@ import pytest
 
 from seglab.cli import main as seglab_main
 from seglab.config.convert import export_config
-from seglab.zoo.index import start_config, start_weights, weight_sources
+from seglab.config.pretrained import weight_sources
+from seglab.zoo.index import start_config, start_weights
 
 B0 = "segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512"
 B5 = "segformer/segformer_mit-b5_8xb2-160k_ade20k-512x512"
@@ -72,8 +73,8 @@ def test_a_tiny_unet_trains_from_scratch_and_deit_reads_a_local_file(capsys):
 )
 def test_the_weights_read_from_the_yaml_files_are_those_of_the_export(name):
     exported = export_config([f"experiment={name}"]).to_dict()
-    sources = weight_sources(exported)
-    assert weight_sources(start_config(name)) == sources
+    sources = [source for _, source in weight_sources(exported)]
+    assert [source for _, source in weight_sources(start_config(name))] == sources
     assert (start_weights(name) == "none") == (not sources)
 
 

@@ -10,10 +10,9 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 from mmengine.config import Config
 
-from seglab.checks.before_training import weight_sources
 from seglab.config.convert import export_config
 from seglab.config.parity import UPSTREAM_CONFIGS
-from seglab.config.pretrained import turn_off_weights
+from seglab.config.pretrained import turn_off_weights, weight_sources
 from tests.helpers.commands import SMALL_SYNTHETIC, error_line, train
 
 
@@ -98,3 +97,16 @@ def test_each_suggested_override_trains(weights, capsys):
     for suggestion in suggestions:
         run_dir = train([*args, suggestion])
         assert (run_dir / "iter_2.pth").is_file()
+
+
+def test_a_missing_pretrained_part_file_is_one_line_before_training(tmp_path):
+    """`Pretrained_Part` (ViT-like backbones read it themselves) is a weights file like
+    `Pretrained`: checked before training, not met as a traceback when the model is built."""
+    from seglab.checks.before_training import check_weights_reachable
+    from seglab.errors import ConfigError
+
+    cfg = export_config(["experiment=demo"])
+    missing = tmp_path / "backbone.pth"
+    cfg.model.backbone.init_cfg = dict(type="Pretrained_Part", checkpoint=str(missing))
+    with pytest.raises(ConfigError, match=r"backbone\.init_cfg\.checkpoint=.* is not a file"):
+        check_weights_reachable(cfg)

@@ -19,9 +19,8 @@ from seglab.checkpoint_loading import URL_PREFIXES, hub_cache_file, weights_url
 from seglab.checks.crop_memory import check_crop_memory
 from seglab.checks.data_files import check_data_files, dataset_classes, leaf_datasets
 from seglab.checks.requirements import AMP_DEVICES, check_requirements
-from seglab.config.pretrained import turn_off_hint
+from seglab.config.pretrained import turn_off_hint, weight_sources
 from seglab.errors import ConfigError
-from seglab.tree import key_of, nodes
 
 URL_SCHEMES = ("http://", "https://", "open-mmlab://", "openmmlab://", "mmcls://", "torchvision://")
 
@@ -390,19 +389,6 @@ def check_class_counts(cfg: Config) -> None:
                 "dataset.classes=[a,b,...] (dataset=custom: every head follows their count), or "
                 f"set dataset.num_classes={len(classes)}"
             )
-
-
-def weight_sources(cfg: Config) -> Iterator[tuple[str, str]]:
-    """(key, path or URL) of every pretrained weight file the model or run loads."""
-
-    for key, node in nodes(cfg.model, "model"):
-        if isinstance(node, dict) and node.get("type") == "Pretrained":
-            if isinstance(node.get("checkpoint"), str):
-                yield f"{key}.checkpoint", node["checkpoint"]
-        elif key_of(key) == "pretrained" and isinstance(node, str):
-            yield key, node
-    if cfg.get("load_from"):
-        yield "load_from", cfg.load_from
 
 
 def check_weights_reachable(cfg: Config, network_timeout: float = 3.0) -> None:

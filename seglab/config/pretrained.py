@@ -10,13 +10,29 @@ initialiser without a file (mmengine then fails on `None`): the whole entry must
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from seglab.errors import ConfigError
+from seglab.tree import key_of, nodes
 
 SWITCH = "pretrained"
 WEIGHTS_INIT_TYPES = ("Pretrained", "Pretrained_Part")
 ALL_OFF = "pretrained=false"
+
+
+def weight_sources(cfg: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(key, path or URL) of every weights file the model or run loads: a `pretrained` of the
+    model, the checkpoint of an init_cfg of a weights-loading type anywhere in it, `load_from`.
+    The checks before training (is it there?) and the zoo's index (does it download?) read it."""
+    for key, node in nodes(cfg.get("model"), "model"):
+        if isinstance(node, dict) and node.get("type") in WEIGHTS_INIT_TYPES:
+            if isinstance(node.get("checkpoint"), str):
+                yield f"{key}.checkpoint", node["checkpoint"]
+        elif key_of(key) == "pretrained" and isinstance(node, str):
+            yield key, node
+    if isinstance(cfg.get("load_from"), str) and cfg.get("load_from"):
+        yield "load_from", cfg["load_from"]
 
 
 def apply_switch(resolved: dict[str, Any]) -> list[str]:
@@ -73,7 +89,7 @@ def _without_weights(init_cfg: Any) -> Any:
 
 def turn_off_hint(key: str) -> str:
     """The override that turns off the weights named at `key` (as
-    checks.before_training.weight_sources names them), then the switch that turns all off."""
+    weight_sources names them), then the switch that turns all of them off."""
     if key == "load_from" or key.endswith(".pretrained"):
         one = f"{key}=null"
     elif key.endswith(".init_cfg.checkpoint"):

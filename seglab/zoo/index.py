@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from seglab import CONF_DIR, EXPERIMENTS_DIR
+from seglab.config.pretrained import weight_sources
 from seglab.errors import ConfigError
-from seglab.tree import key_of, nodes
 
 INDEX = EXPERIMENTS_DIR / "zoo-index.tsv"
 COLUMNS = ("experiment", "dataset", "crop", "iters", "mIoU", "needs", "weights")
@@ -31,7 +31,6 @@ SHOWN = ("experiment", "dataset", "crop", "iters", "mIoU", "mem(GB)", "pretraine
 # a weights source with a scheme (https://, open-mmlab://, torchvision://, mmcls://) is fetched
 # when the model is built; anything else names a local file
 DOWNLOADED = re.compile(r"^[A-Za-z][\w+.-]*://")
-WEIGHTS_INITS = ("Pretrained", "Pretrained_Part")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where built: 5x faster
 
 
@@ -108,24 +107,10 @@ def start_config(name: str) -> dict:
     return {k: merged.get(k) for k in ("model", "load_from")}
 
 
-def weight_sources(cfg: dict) -> list[str]:
-    """Every weights file `cfg` loads: a `pretrained` of the model, an init_cfg of type
-    Pretrained(_Part) anywhere in it, `load_from`."""
-
-    found = []
-    for key, node in nodes(cfg.get("model"), "model"):
-        if isinstance(node, dict) and node.get("type") in WEIGHTS_INITS:
-            found.append(node.get("checkpoint"))
-        elif key_of(key) == "pretrained":
-            found.append(node)
-    found.append(cfg.get("load_from"))
-    return [source for source in found if isinstance(source, str)]
-
-
 def start_weights(name: str) -> str:
     """`download` where experiment NAME fetches weights when it starts, `file` where it reads
     a local weights file only, `none` where it trains from scratch."""
-    sources = weight_sources(start_config(name))
+    sources = [source for _, source in weight_sources(start_config(name))]
     if any(DOWNLOADED.match(s) for s in sources):
         return "download"
     return "file" if sources else "none"
