@@ -111,11 +111,12 @@ def test_a_zoo_model_with_a_warmup_trains_a_short_run(capsys):
 
 def _short_runs_of(experiments: list[str]) -> list[tuple[str, str]]:
     """(experiment, why) of those whose 40-iteration run mmengine would not schedule, or whose
-    sliding-window validation seglab would refuse."""
+    sliding-window validation or label settings seglab would refuse."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from seglab.checks.before_training import check_sliding_window
+    from seglab.checks.label_settings import check_label_settings
     from seglab.config.compose import CONF_DIR
 
     failures = []
@@ -132,6 +133,7 @@ def _short_runs_of(experiments: list[str]) -> list[tuple[str, str]]:
                 fit_milestones(mm, reference)
                 build_schedule(mm)
                 check_sliding_window(mm)  # upstream's own windows: no stride past the window
+                check_label_settings(mm)  # upstream's own weights, padding, ignore index
             except Exception as err:  # noqa: BLE001 (each failure is listed, not the first)
                 failures.append((experiment, f"{type(err).__name__}: {err}"))
     GlobalHydra.instance().clear()

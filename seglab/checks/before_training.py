@@ -18,6 +18,7 @@ from mmengine.config import Config
 from seglab.checkpoint_loading import URL_PREFIXES, hub_cache_file, weights_url
 from seglab.checks.crop_memory import check_crop_memory
 from seglab.checks.data_files import check_data_files, dataset_classes, leaf_datasets
+from seglab.checks.label_settings import check_label_settings
 from seglab.checks.requirements import AMP_DEVICES, check_requirements
 from seglab.config.pretrained import turn_off_hint, weight_sources
 from seglab.errors import ConfigError
@@ -45,6 +46,7 @@ def check_before_training(
     check_backbone_depth(cfg)
     check_launcher(cfg)
     check_class_counts(cfg)
+    check_label_settings(cfg)
     check_palettes(cfg)
     check_sliding_window(cfg)
     largest_image = check_data_files(cfg)
