@@ -119,7 +119,13 @@ def test_workers_on_one_postgres_study_share_n_trials(database, workers, capsys)
     assert [code for code, _ in results] == [0] * workers, results
 
     study = trials(database.url)
-    assert [t.state.name for t in study] == ["COMPLETE"] * n_trials, "none failed by a sibling"
+    # workers that ask at the same moment past n_trials: the later trial is marked surplus and
+    # told failed before any job runs it (it does not count)
+    surplus = [t for t in study if t.user_attrs.get("seglab_surplus")]
+    assert all(t.state.name == "FAIL" and "seglab_job" not in t.user_attrs for t in surplus)
+    study = [t for t in study if t not in surplus]
+    states = [(t.number, t.state.name, t.user_attrs) for t in study]
+    assert [t.state.name for t in study] == ["COMPLETE"] * n_trials, states  # none failed
     assert len({t.user_attrs["seglab_worker"] for t in study}) >= 2, "the trials were shared"
     assert len({t.params["optim_wrapper.optimizer.lr"] for t in study}) == n_trials
     run_dirs = [t.user_attrs["seglab_job"]["run_dir"] for t in study]
