@@ -69,6 +69,7 @@ def _grammar(value: Any) -> str:
 
 def resolve(work: dict) -> dict:
     """What `work` resolves to, restricted to the keys the parity rule compares."""
+    register_resolvers()  # once per resolution, not per value
     resolved = {k: resolve_node(work, work[k]) for k in work if k in RUNNER_KEYS}
     if "resume" in resolved:
         resolved["resume"] = bool(resolved["resume"])
@@ -107,7 +108,6 @@ _LITERALS: dict[str, Any] = {}
 
 
 def _omegaconf_value(work: dict, text: str) -> Any:
-    register_resolvers()  # a dictionary lookup per resolver once registered
     if text.startswith("${as_tuple:") and "${" not in text[2:]:
         if text not in _LITERALS:
             _LITERALS[text] = OmegaConf.create({"v": text}).v

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from seglab.config.resolvers import register_resolvers
 from seglab.errors import ConfigError
 from seglab.zoo.config_diff import encode, resolve_node
 
@@ -35,6 +36,7 @@ RESIZES = ("Resize", "RandomResize")
 
 def shared_values(work: dict) -> dict[str, Any]:
     """The resolved shared values of an unresolved config (those it has)."""
+    register_resolvers()  # resolve_node resolves through OmegaConf
     found = {}
     for key in SHARED:
         node: Any = work
