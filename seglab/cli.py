@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from seglab.errors import ConfigError, exit_with_error
-from seglab.masking import remember_secrets
+from seglab.masking import masked_stderr, remember_secrets
 
 USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as python -m seglab ...)
        seglab export [OVERRIDES] [out=PATH]      write the mmseg config (stdout without out=)
@@ -17,6 +17,9 @@ USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as pytho
        seglab infer checkpoint=PATH image=PATH out=DIR [device=cuda:0] [config=PATH]
        seglab list [PATTERN ...]                  upstream's configs, as experiment=FAMILY/NAME
        seglab import FILE.py [out=PATH]           a mmseg config of your own as an experiment
+       seglab data prepare NAME SOURCE [out=DIR]   a public data set's downloads, converted
+       seglab data check [OVERRIDES]              every data file: counts, classes, sizes, weights
+       seglab data palette LABELS out=DIR [palette=...]  colour masks to class-index masks
        seglab env                                 check the installation
        seglab COMMAND --help                      one command's usage
 
@@ -43,6 +46,11 @@ COMMAND_HELP = {
     "upstream's mIoU, crop, iterations, training memory per GPU, what a run needs, and\n"
     "whether its pretrained weights are downloaded when it starts (pretrained=false: none).",
     "import": "Writes experiments/NAME.yaml (or out=PATH), to train as experiment=NAME.",
+    "data": "prepare NAME SOURCE runs mmseg's converter for data set NAME (seglab data prepare\n"
+    "--help lists them) on its downloads in SOURCE, which it never changes, and writes the\n"
+    "layout dataset=NAME reads (out=DIR, default data/NAME). check reads every file of every\n"
+    "split the OVERRIDES compose (dataset=..., dataset.data_root=...); workers=N processes.\n"
+    "palette writes index masks for colour masks: palette= a dataset option or [[r,g,b],...].",
     "env": "Versions, CUDA and mmcv's compiled ops; exits 2 with the reason when one is wrong.",
 }
 HELP_FLAGS = ("-h", "--help")
@@ -52,8 +60,9 @@ def command_help(name: str) -> str:
     """One command's lines from USAGE, then what its options do."""
     lines = USAGE.removeprefix("usage: ").splitlines()
     prefix = "seglab [train]" if name == "train" else f"seglab {name}"
-    (line,) = [line.strip() for line in lines if line.strip().startswith(prefix)]
-    return f"usage: {line}\n\n{COMMAND_HELP[name]}"
+    found = [line.strip() for line in lines if line.strip().startswith(prefix + " ")]
+    usage = "\n       ".join(found)
+    return f"usage: {usage}\n\n{COMMAND_HELP[name]}"
 
 
 def groups_help() -> str:
@@ -143,7 +152,11 @@ def train_command(args: Sequence[str]) -> None:
     sys.argv = [argv[0], *args]
     try:
         # Hydra's `--cfg job --resolve` prints the config OmegaConf resolved in place: no tuples
-        with tuples_as_lists() if "--resolve" in args else contextlib.nullcontext():
+        # and the traceback Hydra prints for an error nobody foresaw masks the job's secrets
+        with (
+            masked_stderr(),
+            tuples_as_lists() if "--resolve" in args else contextlib.nullcontext(),
+        ):
             train.main()
     finally:
         sys.argv = argv
@@ -157,6 +170,12 @@ def list_command(args: Sequence[str]) -> None:
 
 def import_command(args: Sequence[str]) -> None:
     from seglab.zoo.importer import import_command as run
+
+    run(args)
+
+
+def data_command(args: Sequence[str]) -> None:
+    from seglab.data.command import data_command as run
 
     run(args)
 
@@ -191,6 +210,7 @@ COMMANDS = {
     "infer": infer_command,
     "list": list_command,
     "import": import_command,
+    "data": data_command,
     "env": env_command,
 }
 

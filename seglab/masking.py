@@ -374,6 +374,34 @@ class MaskingFilter(logging.Filter):
         return True
 
 
+class MaskingStream:
+    """A text stream that writes to `stream` with the secrets seglab knows of masked: around
+    the training command's stderr, where Hydra prints the traceback of an error it did not
+    expect, whose message may hold a resolved secret (a value mmseg read as a file name)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        found = known_secrets()
+        self.stream.write(mask_found(text, found) if found else text)
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding, ...
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def masked_stderr() -> Iterator[None]:
+    """sys.stderr masks secrets inside the block (MaskingStream)."""
+    stream = sys.stderr
+    sys.stderr = MaskingStream(stream)
+    try:
+        yield
+    finally:
+        sys.stderr = stream
+
+
 # the loggers of the Hydra launchers seglab offers, which log every job's overrides
 LAUNCHER_LOGGERS = (
     "hydra._internal.core_plugins.basic_launcher",

@@ -24,7 +24,8 @@ MAY_IMPORT = {
     "checks": {GROUND, "config"},
     "run": {GROUND, "config", "checks"},
     "zoo": {GROUND, "config", "checks"},
-    COMMANDS: {GROUND, "config", "checks", "run", "zoo"},
+    "data": {GROUND, "config", "checks"},
+    COMMANDS: {GROUND, "config", "checks", "run", "zoo", "data"},
     "plugins": {GROUND, "checks", "run"},
 }
 GROUND_MODULES = {"errors", "masking", "overrides", "tree", "checkpoint_loading", "run_dirs"}
@@ -94,7 +95,7 @@ def private(name: str) -> bool:
 
 
 def test_every_module_belongs_to_a_wing_whose_init_says_what_it_may_import():
-    for folder in ("config", "checks", "run", "zoo", "run_dirs"):
+    for folder in ("config", "checks", "run", "zoo", "data", "run_dirs"):
         doc = ast.get_docstring(ast.parse((REPO / "seglab" / folder / "__init__.py").read_text()))
         assert doc and "May import:" in doc, f"seglab/{folder}/__init__.py: no import rule"
     assert {wing(m) for m in MODULES} == set(MAY_IMPORT)

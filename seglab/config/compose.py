@@ -17,7 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import ConfigCompositionException, OverrideParseException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from seglab import CONF_DIR
@@ -116,6 +116,7 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictCon
     line.
     """
     check_group_choices(overrides, conf_dir)
+    check_added_keys(overrides, conf_dir)
     register_resolvers()
     try:
         if GlobalHydra.instance().is_initialized():
@@ -124,7 +125,7 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path = CONF_DIR) -> DictCon
             return hydra.compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
     except ConfigCompositionException as err:
         error = typed_node_error(err.__cause__, overrides) or unknown_key_error(
-            err.__cause__, overrides
+            err.__cause__, overrides, conf_dir
         )
         if error is None:  # Hydra's own message (a defaults list that names a missing file)
             lines = [line.strip() for line in str(err).splitlines() if line.strip()]
@@ -183,9 +184,12 @@ def typed_node_error(cause: BaseException | None, overrides: Sequence[str]) -> C
     return ConfigError(f"{key}={value}: no such key; {hint}")
 
 
-def unknown_key_error(cause: BaseException | None, overrides: Sequence[str]) -> ConfigError | None:
+def unknown_key_error(
+    cause: BaseException | None, overrides: Sequence[str], conf_dir: Path = CONF_DIR
+) -> ConfigError | None:
     """Hydra's `Could not override 'KEY'` for a key the composed YAML lacks, as one line naming
-    the closest keys beside it; None for any other error."""
+    the closest keys beside it, or the key it reads through an interpolation; None for any
+    other error."""
     parent = getattr(cause, "parent_node", None)
     if not isinstance(cause, ConfigAttributeError | ConfigKeyError) or not isinstance(
         parent, DictConfig
@@ -195,8 +199,72 @@ def unknown_key_error(cause: BaseException | None, overrides: Sequence[str]) -> 
     for line, override in zip(overrides, parse_overrides(overrides), strict=True):
         # `optim_wrapper.optimizr.lr=0.1`: the key missing is `optim_wrapper.optimizr`
         if override.key_or_group == key or override.key_or_group.startswith(f"{key}."):
+            others = [o for o in overrides if o != line]
+            try:
+                base = compose(others, conf_dir)
+            except ConfigError:
+                base = None
+            error = base is not None and interpolation_error(line, override, base)
+            if error:
+                return error
             return missing_key_error(line, key, list(parent))
     return None
+
+
+def interpolation_error(line: str, override: Override, cfg: DictConfig) -> ConfigError | None:
+    """One line for an override that sets a key below a node that is `${TARGET}` in `cfg`
+    (`model.data_preprocessor.seg_pad_val`, where `model.data_preprocessor` is
+    `${data_preprocessor}`), naming the key to set instead; None for any other override.
+
+    Hydra cannot set a key through an interpolation: without `+` it finds no such key, with
+    `++` it replaces the node by a new one holding only that key, so every other value the
+    node read (mean, std, size) is silently lost."""
+    key = override.key_or_group
+    node: Any = cfg
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, DictConfig) or part not in node:
+            return None
+        if OmegaConf.is_interpolation(node, part):
+            found = re.fullmatch(r"\$\{([\w.]+)\}", str(node._get_node(part)._value()))
+            if found is None:
+                return None
+            target = found.group(1) + "." + ".".join(parts[i + 1 :])
+            parent, _, leaf = target.rpartition(".")
+            siblings = OmegaConf.select(cfg, parent)
+            value = override.get_value_element_as_str()
+            exists = isinstance(siblings, DictConfig) and leaf in siblings
+            if not exists and not line.startswith("+"):
+                missing = missing_key_error(f"{target}={value}", target, list(siblings or []))
+                return ConfigError(f"{line}: {'.'.join(parts[: i + 1])} reads {missing}")
+            node_key = ".".join(parts[: i + 1])
+            return ConfigError(
+                f"{line}: {node_key} is ${{{found.group(1)}}}, the same node as "
+                f"{found.group(1)}, which Hydra cannot change through {node_key}; set "
+                f"{'' if exists else '+'}{target}={value}"
+            )
+        node = node._get_node(part)
+    return None
+
+
+def check_added_keys(overrides: Sequence[str], conf_dir: Path) -> None:
+    """`+KEY=VALUE` and `++KEY=VALUE` overrides that would set a key through an interpolation
+    (interpolation_error), checked against the config the other overrides compose."""
+    added = [
+        (line, override)
+        for line, override in zip(overrides, parse_overrides(overrides), strict=True)
+        if line.startswith("+") and "." in override.key_or_group and not override.is_delete()
+    ]
+    if not added:
+        return
+    try:
+        base = compose([o for o in overrides if not o.startswith("+")], conf_dir)
+    except ConfigError:
+        return  # the other overrides' own error comes from composing them all
+    for line, override in added:
+        error = interpolation_error(line, override, base)
+        if error:
+            raise error
 
 
 _PLURALS = {int: "integers", float: "numbers", str: "strings", bool: "true or false values"}
