@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import mmcv.ops" 2>/dev/null || \
 	  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PY) -m pip install --no-build-isolation mmcv==2.1.0
 	# compat mode: Hydra finds seglab's plugins in the hydra_plugins namespace on sys.path
-	$(PY) -m pip install -e '.[dev,zoo,search]' --config-settings editable_mode=compat
+	$(PY) -m pip install -e '.[dev,zoo,search,data]' --config-settings editable_mode=compat
 	$(PY) -c "import mmcv.ops, mmseg, hydra, seglab"
 	touch $@
 
@@ -53,6 +53,7 @@ lint: install
 bench: install
 	$(PY) bench/overhead.py
 	$(PY) bench/sweep.py
+	$(PY) bench/data_check.py
 	$(PY) bench/throughput.py
 
 clean:

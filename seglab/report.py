@@ -42,6 +42,7 @@ from seglab.run_dirs.files import (
     TRACEBACK_FILE,
 )
 from seglab.run_dirs.names import name_order, short_keys
+from seglab.run_dirs.resume import validated_at_length
 
 SEED_KEY = "randomness.seed"
 COLUMNS = ["status", "mIoU", "best mIoU", "mAcc", "aAcc", "iter", "wall s"]
@@ -65,7 +66,7 @@ def read_run(run_dir: Path, summary_jobs: dict[str, dict]) -> dict[str, Any]:
     hydra_file = run_dir / HYDRA_FILE
     hydra = yaml.safe_load(hydra_file.read_text()) if hydra_file.is_file() else None
     choices = ((hydra or {}).get("hydra") or {}).get("runtime", {}).get("choices") or {}
-    max_iters = (config.get("train_cfg") or {}).get("max_iters")
+    train_cfg = config.get("train_cfg") or {}
     metrics_file = run_dir / METRICS_FILE
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     loss, miou, wall = [], [], 0.0
@@ -85,7 +86,7 @@ def read_run(run_dir: Path, summary_jobs: dict[str, dict]) -> dict[str, Any]:
         error = mask_text(error, map(str, overrides))
     status = job.get("status") or ("failed" if error else None)
     if status is None:
-        status = "finished" if metrics.get("iter") == max_iters else "incomplete"
+        status = "finished" if validated_at_length(metrics, train_cfg) else "incomplete"
     return {
         "run_dir": run_dir,
         # as printed: secrets masked, `+`/`~` left out (`+x=1` and a default x=1 are alike)

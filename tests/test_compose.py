@@ -30,7 +30,7 @@ def test_required_options_exist():
         "upernet_r18-tiny",
     } <= set(MODELS)
     assert {"ade20k", "cityscapes", "pascal_voc12_aug", "synthetic", "custom"} <= set(DATASETS)
-    assert {"20k", "40k", "80k", "160k", "short"} <= set(SCHEDULES)
+    assert {"20k", "40k", "80k", "160k", "short", "epochs"} <= set(SCHEDULES)
 
 
 def test_default_composition_is_upernet_ade20k_80k():
@@ -55,7 +55,9 @@ def test_any_composition_converts(model, dataset, schedule):
     for head in heads:
         if "num_classes" in head and head["type"] != "STDCHead":
             assert head["num_classes"] == cfg.dataset.num_classes
-    assert mm.param_scheduler[-1]["end"] == mm.train_cfg.max_iters
+    # the schedule's end follows the run's length: iterations, or epochs (schedule=epochs)
+    length = mm.train_cfg.get("max_iters", mm.train_cfg.get("max_epochs"))
+    assert mm.param_scheduler[-1]["end"] == length
     crop = cfg.dataset.crop_size
     if "size" in mm.model.data_preprocessor:
         assert mm.model.data_preprocessor.size == (tuple(crop) if crop is not None else None)

@@ -120,6 +120,35 @@ def test_few_ignored_pixels_with_a_class_the_sample_lacks_are_accepted(tmp_path)
     check_before_training(export_config([*QUICK, f"dataset.data_root={root}", *THREE_CLASSES]))
 
 
+def test_labels_stored_1_to_n_without_reduce_zero_label_name_it(tmp_path):
+    # three classes stored as 1, 2, 3 with 0 for unlabelled pixels (ADE20K's way)
+    root = ade20k_folder(tmp_path / "data", labels=[0, 1, 2, 3], n=4)
+    message = refusal(root, *THREE_CLASSES)
+    assert "holds label 3 (with dataset.reduce_zero_label=false, expected labels 0..2" in message
+    assert message.endswith("set dataset.reduce_zero_label=true")
+    overrides = [*QUICK, f"dataset.data_root={root}", *THREE_CLASSES]
+    check_before_training(export_config([*overrides, "dataset.reduce_zero_label=true"]))
+
+
+def test_reduce_zero_label_on_a_frequent_class_0_is_refused(tmp_path):
+    # classes 0, 1, 2 stored as such, 0 half the pixels: reduce_zero_label would ignore it
+    root = ade20k_folder(tmp_path / "data", labels=[0, 0, 1, 2], n=4)
+    args = [*QUICK, f"dataset.data_root={root}", *THREE_CLASSES]
+    message = refusal(root, *THREE_CLASSES, "dataset.reduce_zero_label=true")
+    assert message.startswith("dataset.reduce_zero_label=true: 50% of the label pixels read")
+    assert "none is 3, which it would make class 2 ('c')" in message
+    assert message.endswith("set dataset.reduce_zero_label=false")
+    check_before_training(export_config([*args, "dataset.reduce_zero_label=false"]))
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 2, 3, 1, 2, 3, 1, 2, 3], [0, 0, 0, 1, 2, 3]])
+def test_reduce_zero_label_on_labels_1_to_n_is_accepted(tmp_path, labels):
+    # ADE20K's way, with a tenth or half of the pixels unlabelled: every class 1..3 occurs
+    root = ade20k_folder(tmp_path / "data", labels=labels, n=4)
+    args = [*QUICK, f"dataset.data_root={root}", *THREE_CLASSES]
+    check_before_training(export_config([*args, "dataset.reduce_zero_label=true"]))
+
+
 def test_16_bit_label_in_the_sample_is_named(capsys, tmp_path):
     root = ade20k_folder(tmp_path / "data", labels=[0, 1])
     label = files(root, "annotations", "training")[0]

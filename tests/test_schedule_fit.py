@@ -96,6 +96,30 @@ def test_a_milestone_the_command_line_sets_is_kept():
     assert mm.param_scheduler[1].begin == 1
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["experiment=demo", "schedule=epochs", "train_cfg.max_epochs=2"],
+        # SegFormer's iteration-stepped warmup (1500) and PolyLR in an epoch loop: as they are
+        [SEGFORMER, "schedule=epochs", "param_scheduler.1.end=20000"],
+    ],
+)
+def test_an_epoch_based_run_keeps_its_schedule_and_builds(overrides):
+    """An epoch-based run has no max_iters to fit milestones into: nothing is scaled, and
+    mmengine builds its schedule (the checks before training accept it)."""
+    from seglab.checks.training_loop import check_training_loop
+
+    mm = export_config(overrides)
+    before = [dict(s) for s in mm.param_scheduler]
+    assert fit_milestones(mm, to_container(compose([overrides[0]]))) is None
+    assert [dict(s) for s in mm.param_scheduler] == before
+    check_training_loop(mm)
+    mm.param_scheduler = [
+        {k: v for k, v in s.items() if k != "convert_to_iter_based"} for s in mm.param_scheduler
+    ]  # built by epoch here; the Runner converts it with its loader's length
+    assert [s.end for s in build_schedule(mm)] == [s["end"] for s in mm.param_scheduler]
+
+
 @pytest.mark.train
 def test_a_zoo_model_with_a_warmup_trains_a_short_run(capsys):
     """SegFormer's 1500-iteration warmup in a 2-iteration run: said in one line, trained, and
@@ -117,6 +141,7 @@ def _short_runs_of(experiments: list[str]) -> list[tuple[str, str]]:
 
     from seglab.checks.before_training import check_sliding_window
     from seglab.checks.label_settings import check_label_settings
+    from seglab.checks.training_loop import check_training_loop
     from seglab.config.compose import CONF_DIR
 
     failures = []
@@ -134,6 +159,7 @@ def _short_runs_of(experiments: list[str]) -> list[tuple[str, str]]:
                 build_schedule(mm)
                 check_sliding_window(mm)  # upstream's own windows: no stride past the window
                 check_label_settings(mm)  # upstream's own weights, padding, ignore index
+                check_training_loop(mm)  # upstream's loops, samplers, schedulers, checkpoints
             except Exception as err:  # noqa: BLE001 (each failure is listed, not the first)
                 failures.append((experiment, f"{type(err).__name__}: {err}"))
     GlobalHydra.instance().clear()

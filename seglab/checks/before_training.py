@@ -20,6 +20,7 @@ from seglab.checks.crop_memory import check_crop_memory
 from seglab.checks.data_files import check_data_files, dataset_classes, leaf_datasets
 from seglab.checks.label_settings import check_label_settings
 from seglab.checks.requirements import AMP_DEVICES, check_requirements
+from seglab.checks.training_loop import check_training_loop
 from seglab.config.pretrained import turn_off_hint, weight_sources
 from seglab.errors import ConfigError
 
@@ -43,6 +44,7 @@ def check_before_training(
     check_requirements(cfg)
     check_registry_types(cfg)
     check_counts(cfg)
+    check_training_loop(cfg)
     check_backbone_depth(cfg)
     check_launcher(cfg)
     check_class_counts(cfg)

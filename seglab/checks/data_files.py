@@ -11,41 +11,30 @@ Files outside the sample are checked as they load (seglab/run/data_loading.py).
 from __future__ import annotations
 
 import errno
-import inspect
 import os
-import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from mmengine.config import Config
 from PIL import Image
 
+from seglab.checks.label_values import (
+    ColourLabel,
+    SampledLabel,
+    colour_label_error,
+    dataset_classes,
+    judge_labels,
+    labels_folder,
+    reduces_zero_label,
+)
 from seglab.config import data_layout
 from seglab.errors import ConfigError
 
+__all__ = ["dataset_classes", "labels_folder", "reduces_zero_label"]  # used from here too
+
 DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 LABELS_SAMPLED_PER_SPLIT = 16
-# Above this share of a split's sampled label pixels, 255 (mmseg's ignore index) is taken for a
-# class the labels were saved with rather than for pixels left out: densely labelled data sets
-# (ADE20K, Cityscapes) leave out a small part of their pixels, 0/255 masks every object pixel.
-IGNORED_SHARE_OF_A_CLASS = 0.25
-# how to turn 0/255 masks (and any 0/1 ones among them) into 0/1 class indices, in place: every
-# label under the folder that holds the splits' label folders, all splits at once
-TO_CLASS_INDICES = (
-    'python -c "import glob, sys, numpy as np; from PIL import Image; '
-    "[Image.fromarray((np.asarray(Image.open(p)) > 0).astype(np.uint8)).save(p) "
-    "for p in glob.glob(sys.argv[1] + '/**/*' + sys.argv[2], recursive=True)]\" "
-    "{folder} {suffix}"
-)
-
-
-def labels_folder(seg_map_path: str, data_root: str | None) -> str:
-    """The folder above a split's label folder (`ann_dir` of `ann_dir/train`), unless that is
-    the data set's root: there the split's own."""
-    parent = os.path.dirname(os.path.normpath(seg_map_path))
-    root = os.path.normpath(data_root) if data_root else None
-    return parent if parent and parent != root and os.path.isdir(parent) else seg_map_path
 
 
 def leaf_datasets(cfg: Config) -> Iterator[tuple[str, dict]]:
@@ -63,32 +52,6 @@ def _leaves(key: str, dataset: dict) -> Iterator[tuple[str, dict]]:
         yield from _leaves(f"{key}.dataset", dataset["dataset"])
     else:
         yield key, dataset
-
-
-def dataset_classes(dataset: dict) -> tuple[str, ...] | None:
-    """The class names a dataset config declares, or its registered class's METAINFO."""
-    classes = (dataset.get("metainfo") or {}).get("classes")
-    if classes is None:
-        from mmseg.registry import DATASETS
-
-        dataset_cls = DATASETS.get(dataset["type"])
-        classes = getattr(dataset_cls, "METAINFO", {}).get("classes")
-    return tuple(classes) if classes is not None else None
-
-
-def reduces_zero_label(dataset: dict) -> bool:
-    """What mmseg's LoadAnnotations will do: its own setting, else the dataset's, else the
-    registered dataset class's default (ADE20KDataset: true)."""
-    for transform in dataset.get("pipeline") or []:
-        setting = transform.get("reduce_zero_label")
-        if transform.get("type") == "LoadAnnotations" and setting is not None:
-            return bool(setting)
-    if "reduce_zero_label" in dataset:
-        return bool(dataset["reduce_zero_label"])
-    from mmseg.registry import DATASETS
-
-    default = inspect.signature(DATASETS.get(dataset["type"])).parameters.get("reduce_zero_label")
-    return bool(default.default) if default is not None else False
 
 
 def check_data_roots(cfg: Config) -> None:
@@ -169,21 +132,33 @@ def check_data_files(cfg: Config) -> tuple[int, int] | None:
     training image as (height, width), for the crop check, or None when none was read."""
     check_data_roots(cfg)
     train_sizes: list[tuple[int, int]] = []
-    checked: set[tuple[str, ...]] = set()
-    for key, dataset in leaf_datasets(cfg):
-        listed = list_data(key, dataset)
-        if listed is None:
-            continue
-        instance, entries = listed
-        paths = tuple(e["img_path"] for e in entries)
-        if paths in checked:  # test_dataloader is often val_dataloader again
-            continue
-        checked.add(paths)
-        check_file_list(key, instance, entries)
+    for key, dataset, instance, entries in listed_splits(cfg):
         sizes = check_sample(key, dataset, instance, [entries[i] for i in spread(len(entries))])
         if key.startswith("train_dataloader"):
             train_sizes += sizes
     return max(train_sizes, key=lambda hw: hw[0] * hw[1], default=None)
+
+
+def listed_splits(
+    cfg: Config, unlisted: Callable[[str, dict], None] | None = None
+) -> Iterator[tuple[str, dict, Any, list[dict]]]:
+    """(key, dataset config, dataset, its entries) of each split the dataloaders read, once
+    each (test_dataloader is often val_dataloader again), its file list checked; `unlisted` is
+    told of a dataset that cannot be listed here."""
+    seen: set[tuple[str, ...]] = set()
+    for key, dataset in leaf_datasets(cfg):
+        listed = list_data(key, dataset)
+        if listed is None:
+            if unlisted is not None:
+                unlisted(key, dataset)
+            continue
+        instance, entries = listed
+        paths = tuple(e["img_path"] for e in entries)
+        if paths in seen:
+            continue
+        seen.add(paths)
+        check_file_list(key, instance, entries)
+        yield key, dataset, instance, entries
 
 
 def list_data(key: str, dataset: dict) -> tuple[Any, list[dict]] | None:
@@ -298,51 +273,28 @@ def spread(count: int, samples: int = LABELS_SAMPLED_PER_SPLIT) -> list[int]:
 def check_sample(key: str, dataset: dict, instance: Any, sample: list[dict]) -> list[tuple]:
     """Each sampled label fits its image and holds only values the classes allow; returns the
     sampled images' (height, width)."""
-    classes = dataset_classes(dataset)
-    ignore = getattr(instance, "ignore_index", 255)
-    reduce_zero = reduces_zero_label(dataset)
-    # with a label map (classes picked from the dataset's own), mmseg maps the values itself
-    check_values = classes is not None and not getattr(instance, "label_map", None)
-    highest = (len(classes) if reduce_zero else len(classes) - 1) if classes else 0
     sizes, labels = [], []
     for entry in sample:
-        image_size = _image_size(entry["img_path"])
-        sizes.append(image_size[::-1])
-        seg_path = entry.get("seg_map_path")
-        if not seg_path:
-            continue
-        values, counts = _label_values(seg_path, entry["img_path"], image_size)
-        if not check_values:
-            continue
-        bad = values[(values > highest) & (values != ignore)]
-        if bad.size:
-            raise ConfigError(
-                f"dataset.classes has {len(classes)} classes but {seg_path} holds label "
-                f"{int(bad[0])} (with dataset.reduce_zero_label={str(reduce_zero).lower()}, "
-                f"expected labels 0..{highest} or {ignore}); add the missing classes or fix "
-                "reduce_zero_label"
-            )
-        labels.append(SampledLabel(seg_path, values, counts))
-    if check_values and len(classes) >= 2 and labels:
-        _check_ignore_as_a_class(key, instance, classes, labels, ignore, reduce_zero)
+        try:
+            size, label = read_entry(entry)
+        except ColourLabel as err:
+            raise colour_label_error(err, key, dataset, instance) from None
+        sizes.append(size)
+        if label is not None:
+            labels.append(label)
+    judge_labels(key, dataset, instance, labels)
     return sizes
 
 
-class SampledLabel:
-    """A sampled label file's distinct values and how many pixels hold each."""
-
-    def __init__(self, path: str, values: np.ndarray, counts: np.ndarray) -> None:
-        self.path, self.values = path, [int(v) for v in values]
-        self.counts = dict(zip(self.values, (int(c) for c in counts), strict=True))
-        self.pixels = sum(self.counts.values())
-
-    def ignored_share(self, ignore: int) -> float:
-        return self.counts.get(ignore, 0) / self.pixels if self.pixels else 0.0
-
-    def looks_like_a_mask(self, ignore: int) -> bool:
-        """One value besides `ignore`, and `ignore` a class's share of the pixels."""
-        others = [v for v in self.values if v != ignore]
-        return len(others) <= 1 and self.ignored_share(ignore) > IGNORED_SHARE_OF_A_CLASS
+def read_entry(entry: dict) -> tuple[tuple[int, int], SampledLabel | None]:
+    """(the image's (height, width), its label's values and pixel counts, or None where it
+    has none); a label that is no one-channel map of its image's size is a ConfigError."""
+    image_size = _image_size(entry["img_path"])
+    seg_path = entry.get("seg_map_path")
+    if not seg_path:
+        return image_size[::-1], None
+    values, counts = _label_values(seg_path, entry["img_path"], image_size)
+    return image_size[::-1], SampledLabel(seg_path, values, counts)
 
 
 def _image_size(path: str) -> tuple[int, int]:
@@ -402,11 +354,8 @@ def _label_values(
     with label:
         bands = label.getbands()
         if len(bands) > 1:
-            raise ConfigError(
-                f"{path} is a {len(bands)}-channel ({label.mode}) image; expected a one-channel "
-                "label whose pixel values are class indices (map a colour label's colours to "
-                "indices first)"
-            )
+            colours = np.unique(np.asarray(label.convert("RGB")).reshape(-1, 3), axis=0)
+            raise ColourLabel(path, label.mode, [tuple(int(c) for c in rgb) for rgb in colours])
         if label.size != image_size:
             raise ConfigError(
                 f"{path} is {label.size[0]}x{label.size[1]} pixels but its image {image_path} "
@@ -419,68 +368,3 @@ def _label_values(
         if is_wide_label(label.mode) and values.size and values[-1] > 255:
             raise ConfigError(wide_label_error(path, label.mode, values[-1]))
         return values, counts
-
-
-def _check_ignore_as_a_class(
-    key: str,
-    instance: Any,
-    classes: tuple[str, ...],
-    labels: list[SampledLabel],
-    ignore: int,
-    reduce_zero: bool,
-) -> None:
-    """Masks saved with `ignore` (255) for a class, which mmseg would leave out of the loss and
-    the metrics (mIoU 100): the sample holds `ignore` and one other value only; or `ignore`
-    covers more than IGNORED_SHARE_OF_A_CLASS of its pixels while a declared class never occurs;
-    or most sampled files are masks of one value and `ignore`, whatever a few others hold."""
-    seen = {v for label in labels for v in label.values}
-    ignored = [label for label in labels if ignore in label.counts]
-    n = len(classes)
-    indices = "0/1" if n == 2 else f"0..{n - 1}"
-    fix = f"save the labels as class indices {indices} ({ignore} only for pixels to ignore)" + (
-        ", e.g. "
-        + TO_CLASS_INDICES.format(
-            folder=shlex.quote(
-                labels_folder(instance.data_prefix.get("seg_map_path"), instance.data_root)
-            ),
-            suffix=shlex.quote(instance.seg_map_suffix),
-        )
-        if n == 2
-        else ""
-    )
-    if ignored and len(seen - {ignore}) <= 1:
-        first = ignored[0]
-        raise ConfigError(
-            f"{first.path} holds only the values {first.values} and no sampled label of {key} "
-            f"holds another class: masks saved as 0/{ignore}, but mmseg ignores {ignore}, so "
-            f"every object pixel would be ignored; {fix}"
-        )
-    if reduce_zero and n == 2 and seen <= {0, 1, ignore}:
-        raise ConfigError(
-            f"dataset.reduce_zero_label=true: the labels of {key} hold only labels 0 and 1, and "
-            "reduce_zero_label would drop class 0; expected false for two-class data"
-        )
-    if not ignored:
-        return
-    pixels = sum(label.pixels for label in labels)
-    share = sum(label.counts.get(ignore, 0) for label in labels) / pixels
-    # class i is stored as i + 1 where reduce_zero_label subtracts 1 as the label loads
-    missing = [i for i in range(n) if (i + 1 if reduce_zero else i) not in seen]
-    threshold = f"{IGNORED_SHARE_OF_A_CLASS:.0%}"
-    if share > IGNORED_SHARE_OF_A_CLASS and missing:
-        most = max(ignored, key=lambda label: label.ignored_share(ignore))
-        raise ConfigError(
-            f"{share:.0%} of the label pixels sampled from {key} are {ignore} and class "
-            f"{missing[0]} ({classes[missing[0]]!r}) of the {n} declared never occurs in them "
-            f"(e.g. {most.path} holds {most.values}): more than {threshold} at {ignore} reads as "
-            f"a class saved as {ignore}, but mmseg ignores {ignore}, so its pixels would be left "
-            f"out of training and the metrics; {fix}"
-        )
-    masks = [label for label in labels if label.looks_like_a_mask(ignore)]
-    if len(masks) > len(labels) / 2:
-        raise ConfigError(
-            f"{len(masks)} of the {len(labels)} labels sampled from {key} hold one value and "
-            f"{ignore} only, {ignore} over {threshold} of their pixels (e.g. {masks[0].path} "
-            f"holds {masks[0].values}): masks saved as 0/{ignore}, but mmseg ignores {ignore}, "
-            f"so their object pixels would be ignored; {fix}"
-        )

@@ -147,6 +147,33 @@ def missing_key_error(override: str, key: str, siblings: Sequence[str]) -> Confi
     return ConfigError(f"{override}: no key {leaf} {where}; {hint}")
 
 
+# the length of mmengine's two training loops, and a schedule option that counts in its units
+LOOP_LENGTHS = {
+    "train_cfg.max_iters": ("iterations", "schedule=short"),
+    "train_cfg.max_epochs": ("epochs", "schedule=epochs"),
+}
+
+
+def loop_length_error(override: str, key: str, train_cfg: DictConfig) -> ConfigError | None:
+    """`train_cfg.max_iters=N` where the schedule's loop counts epochs (`schedule=epochs`), or
+    `train_cfg.max_epochs=N` where it counts iterations: the key the loop has, and the schedule
+    that counts as the override does. None for any other key."""
+    if key not in LOOP_LENGTHS:
+        return None
+    unit, schedule = LOOP_LENGTHS[key]
+    for other, (other_unit, _) in LOOP_LENGTHS.items():
+        leaf = other.rpartition(".")[2]
+        if other != key and leaf in train_cfg:
+            loop = train_cfg.get("type", "the training loop")
+            value = override.split("=", 1)[1]
+            return ConfigError(
+                f"{override}: no key {key.rpartition('.')[2]} under train_cfg: its {loop} counts "
+                f"{other_unit} ({other}={train_cfg._get_node(leaf)._value()}); set {other}=N, "
+                f"or train by {unit} with {schedule} {key.lstrip('+')}={value}"
+            )
+    return None
+
+
 def typed_node_error(cause: BaseException | None, overrides: Sequence[str]) -> ConfigError | None:
     """OmegaConf's error for a value or key a structured config refuses, as one line:
     `KEY=VALUE: expected ...`; None for any other error."""
@@ -207,7 +234,9 @@ def unknown_key_error(
             error = base is not None and interpolation_error(line, override, base)
             if error:
                 return error
-            return missing_key_error(line, key, list(parent))
+            return loop_length_error(line, key, parent) or missing_key_error(
+                line, key, list(parent)
+            )
     return None
 
 

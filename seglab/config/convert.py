@@ -9,6 +9,7 @@ dropped too (`unread_keys`): it may hold a secret, and mmseg has no use for it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,57 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
         )
     except OmegaConfBaseException as err:
         first_line = str(err).strip().splitlines()[0]
-        raise ConfigError(f"{getattr(err, 'full_key', '') or 'config'}: {first_line}") from None
+        key = getattr(err, "full_key", "") or "config"
+        raise loop_length_link_error(cfg, key, first_line) or ConfigError(
+            f"{key}: {first_line}"
+        ) from None
+
+
+def reference_container(reference: DictConfig, resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """`reference` (the group options without the command line's values) resolved. A value
+    that resolves only with the command line's (a zoo scheduler's `end: ${train_cfg.max_iters}`
+    under `schedule=epochs`, which `param_scheduler.1.end=N` sets) is the run's own there."""
+    register_resolvers()
+    plain = OmegaConf.masked_copy(reference, [k for k in reference if k != "hydra"])
+    for _ in range(100):  # one broken value a round
+        try:
+            return OmegaConf.to_container(plain, resolve=True, throw_on_missing=True)
+        except OmegaConfBaseException as err:
+            key = str(getattr(err, "full_key", "") or "")
+            path = [int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", key) if p]
+            value: Any = resolved
+            try:
+                for part in path:
+                    value = value[part]
+            except (KeyError, IndexError, TypeError):
+                break
+            if not path or OmegaConf.select(plain, key, throw_on_resolution_failure=False) == value:
+                break
+            OmegaConf.update(plain, key, value, force_add=True)
+    return to_container(reference)  # its own error
+
+
+def loop_length_link_error(cfg: DictConfig, key: str, message: str) -> ConfigError | None:
+    """A value that follows `train_cfg.max_iters` where the training loop counts epochs
+    (`schedule=epochs` under an experiment whose schedulers end at `${train_cfg.max_iters}`),
+    or `train_cfg.max_epochs` where it counts iterations: one line naming the value to set."""
+    from seglab.config.compose import LOOP_LENGTHS
+
+    train_cfg = cfg.get("train_cfg")
+    for missing, (unit, _) in LOOP_LENGTHS.items():
+        if f"'{missing}' not found" not in message or not isinstance(train_cfg, DictConfig):
+            continue
+        for other, (other_unit, _) in LOOP_LENGTHS.items():
+            leaf = other.rpartition(".")[2]
+            if other == missing or leaf not in train_cfg:
+                continue
+            dotted = key.replace("[", ".").replace("]", "")  # as an override writes it
+            return ConfigError(
+                f"{dotted}=${{{missing}}}: the training loop ({train_cfg.get('type')}) counts "
+                f"{other_unit} ({other}={train_cfg._get_node(leaf)._value()}), so there is no "
+                f"{missing}; set {dotted} in {unit} itself ({dotted}=N)"
+            )
+    return None
 
 
 def export_config(overrides: Sequence[str], *, reference: bool | None = None) -> Config:
@@ -73,7 +124,7 @@ def run_config(cfg: DictConfig, reference: DictConfig | None = None) -> Config:
         resolved["resume"] = bool(resolved["resume"])
     if reference is not None:
         mismatches: list[Mismatch] = []
-        resolved = conform(resolved, to_container(reference), (), mismatches)
+        resolved = conform(resolved, reference_container(reference, resolved), (), mismatches)
         if mismatches:
             raise ConfigError(_message(_where_set(mismatches, cfg)))
     # precision and loader.* in mmseg's own form; channels_last and compile come later

@@ -20,14 +20,15 @@ class MetricsFileHook(Hook):
     """Writes the latest validation metrics to WORK_DIR/metrics.json after every validation.
 
     When training ends the file holds the final validation, which is what a sweep or a later
-    comparison reads; `iter` says when it was measured.
+    comparison reads; `iter` says when it was measured (and in an epoch-based run, `epoch`:
+    the epochs trained).
     """
 
     priority = "LOW"
 
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
         if metrics and _is_main_process():
-            self._write(runner, {"iter": runner.iter, **metrics})
+            self._write(runner, {**_when(runner), **metrics})
 
     def after_train(self, runner) -> None:
         """A run that does not validate (`val_cfg=null`) ends with its iteration and no mIoU,
@@ -35,7 +36,7 @@ class MetricsFileHook(Hook):
         path = Path(runner.work_dir) / METRICS_FILE
         last = json.loads(path.read_text()).get("iter") if path.is_file() else None
         if last != runner.iter and _is_main_process():
-            self._write(runner, {"iter": runner.iter, "mIoU": None})
+            self._write(runner, {**_when(runner), "mIoU": None})
 
     @staticmethod
     def _write(runner, record: dict) -> None:
@@ -43,6 +44,17 @@ class MetricsFileHook(Hook):
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({k: json_value(v) for k, v in record.items()}, indent=1) + "\n")
         tmp.replace(path)
+
+
+def _when(runner) -> dict:
+    """`iter`: the iterations trained; in an epoch-based run `epoch` too, the epochs trained
+    (the loop counts an epoch once it has ended, before its validation)."""
+    from mmengine.runner import EpochBasedTrainLoop
+
+    when = {"iter": runner.iter}
+    if isinstance(runner._train_loop, EpochBasedTrainLoop):
+        when["epoch"] = runner.epoch
+    return when
 
 
 def json_value(value):

@@ -32,7 +32,8 @@ import torch
 from hydra.experimental.callback import Callback
 from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.hooks import Hook
-from mmengine.runner import BaseLoop
+from mmengine.logging import print_log
+from mmengine.runner import BaseLoop, EpochBasedTrainLoop
 from omegaconf import DictConfig
 
 from seglab.run_dirs.files import LAST_CHECKPOINT, checkpoint_file
@@ -131,6 +132,36 @@ class PreemptionHook(Hook):
             all_reduce(flag, op="max")
             self._stop_signal = int(flag.item())
         return bool(self._stop_signal)
+
+
+class MidEpochResumingLoop(EpochBasedTrainLoop):
+    """mmengine's EpochBasedTrainLoop, resumed from a checkpoint saved within an epoch (the
+    PreemptionHook's, or a CheckpointHook's counting iterations) where it stopped.
+
+    mmengine's loop starts the resumed epoch from its first batch, with the iteration count
+    restored: the batches already trained are trained again, and a schedule converted to
+    iterations ends before the run does. Here those batches are drawn and passed over, as
+    mmengine's IterBasedTrainLoop does on a resume. seglab's Runner takes it for
+    `EpochBasedTrainLoop` (the exported config.py keeps mmengine's).
+    """
+
+    def run_epoch(self) -> None:
+        done = self._iter - self._epoch * len(self.dataloader)  # of this epoch, before a stop
+        if done <= 0:
+            return super().run_epoch()
+        print_log(
+            f"seglab: resumed within epoch {self._epoch + 1}: passing over the {done} batches "
+            "it had trained",
+            logger="current",
+        )
+        self.runner.call_hook("before_train_epoch")
+        self.runner.model.train()
+        for idx, data_batch in enumerate(self.dataloader):
+            if idx >= done:
+                self.run_iter(idx, data_batch)
+        self.runner.call_hook("after_train_epoch")
+        self._epoch += 1
+        return None
 
 
 def workers_ignore_stop_signals(loader):

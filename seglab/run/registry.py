@@ -10,7 +10,7 @@ mmengine's root registries, which every scope falls back to.
 
 from __future__ import annotations
 
-from mmengine.registry import HOOKS, VISBACKENDS, Registry
+from mmengine.registry import HOOKS, LOOPS, VISBACKENDS, Registry
 from mmseg.registry import METRICS, TRANSFORMS
 
 from seglab import checkpoint_loading
@@ -44,6 +44,7 @@ def register_with_mmengine() -> None:
     for hook in SEGLAB_HOOKS:
         register_class(HOOKS, hook)
     register_class(VISBACKENDS, wandb_logging.SeglabWandbVisBackend)
+    register_class(LOOPS, preemption.MidEpochResumingLoop)
     register_class(METRICS, PerClassIoUMetric)
     register_class(TRANSFORMS, CheckedLoading, CHECKED_LOADING)
     checkpoint_loading.register()

@@ -5,6 +5,8 @@ same data. The Runner seglab builds also gets, in this order:
 - per-class IoU and accuracy from the evaluators (PerClassIoUMetric for mmseg's IoUMetric);
 - seglab's hooks: metrics.json, a non-finite loss stopped, the config in every checkpoint, the
   random state saved and restored, a checkpoint on SIGTERM (seglab/run/hooks.py, preemption.py);
+- mmengine's EpochBasedTrainLoop as one that resumes within an epoch where it stopped
+  (preemption.MidEpochResumingLoop);
 - the runtime speed switches: channels_last's hook, mmengine's `compile`;
 - loading transforms that name a file that cannot be used (seglab/run/data_loading.py);
 - wandb's backend and prediction images (`logger=wandb`);
@@ -59,6 +61,9 @@ def add_runner_only(
     if switches.get("channels_last"):
         hooks.append(dict(type="ChannelsLastHook"))
     mm_cfg.custom_hooks = [*(mm_cfg.get("custom_hooks") or []), *hooks]
+    train_cfg = mm_cfg.get("train_cfg") or {}
+    if train_cfg.get("type") in ("EpochBasedTrainLoop", "mmengine.EpochBasedTrainLoop"):
+        train_cfg["type"] = "MidEpochResumingLoop"
     if switches.get("compile"):
         # mmengine's own setting: the Runner compiles train_step once the model is wrapped
         mm_cfg.compile = dict(backend="inductor", mode=switches.get("compile_mode", "default"))

@@ -42,7 +42,13 @@ from seglab.run.runner_config import add_runner_only
 from seglab.run_dirs.files import CONFIG_FILE, METRICS_FILE
 from seglab.run_dirs.lock import drop_if_not_a_run, hold, release
 from seglab.run_dirs.names import job_sweep_name
-from seglab.run_dirs.resume import checkpoint_iteration, no_checkpoint_error, resume_checkpoint
+from seglab.run_dirs.resume import (
+    at_length,
+    no_checkpoint_error,
+    resume_checkpoint,
+    run_length,
+    validated_at_length,
+)
 
 LOG_TIMES = 5  # a run prints its loss at least this often, however short
 LOGGER_KEYS = {"default_hooks", "default_hooks.logger", "default_hooks.logger.interval"}
@@ -205,7 +211,7 @@ def train(
         while not hold(run_dir):
             time.sleep(TRIAL_WAIT_S)
     if sweeping:
-        finished = finished_metrics(run_dir, cfg.train_cfg.get("max_iters"))
+        finished = finished_metrics(run_dir, cfg.train_cfg)
         if finished is not None:
             print(f"seglab: {run_dir} finished earlier, skipped (mIoU={finished.get('mIoU')})")
             return _miou(finished)
@@ -214,9 +220,8 @@ def train(
         checkpoint, note = resume_checkpoint(run_dir)
         if checkpoint is None and not sweeping:
             raise no_checkpoint_error(run_dir, cfg.resume)
-        max_iters = cfg.train_cfg.get("max_iters")
-        if not sweeping and checkpoint_iteration(checkpoint) == max_iters:
-            return already_finished(run_dir, checkpoint, max_iters)
+        if not sweeping and at_length(checkpoint, cfg.train_cfg):
+            return already_finished(run_dir, checkpoint, cfg.train_cfg)
         if note and launch_rank() == 0:
             print(
                 f"seglab: {note}; resuming from {checkpoint.name}, the newest intact checkpoint",
@@ -248,11 +253,15 @@ def train(
     return _miou(metrics)
 
 
-def already_finished(run_dir: Path, checkpoint: Path, max_iters: int) -> float | None:
-    """`resume` on a run whose checkpoint is its last iteration: one line, no training."""
+def already_finished(run_dir: Path, checkpoint: Path, train_cfg: Mapping) -> float | None:
+    """`resume` on a run whose checkpoint is its last iteration (or epoch): one line, no
+    training."""
     path = run_dir / METRICS_FILE
     metrics = json.loads(path.read_text()) if path.is_file() else {}
-    validated = metrics.get("iter") == max_iters  # else stopped during the final validation
+    # else stopped during the final validation
+    validated = validated_at_length(metrics, train_cfg)
+    unit, length = run_length(train_cfg)
+    units, key = ("epochs", "max_epochs") if unit == "epoch" else ("iterations", "max_iters")
     outcome = (
         f"mIoU={metrics.get('mIoU')}"
         if validated
@@ -260,9 +269,9 @@ def already_finished(run_dir: Path, checkpoint: Path, max_iters: int) -> float |
     )
     if launch_rank() == 0:
         print(
-            f"seglab: {run_dir} finished all {max_iters} iterations ({checkpoint.name}, "
+            f"seglab: {run_dir} finished all {length} {units} ({checkpoint.name}, "
             f"{outcome}); nothing to resume: to train longer, add "
-            f"train_cfg.max_iters=N \"resume='{run_dir}'\"",
+            f"train_cfg.{key}=N \"resume='{run_dir}'\"",
             flush=True,
         )
     return _miou(metrics) if validated else None
@@ -306,13 +315,13 @@ def _miou(metrics: dict) -> float | None:
     return float(metrics["mIoU"]) if metrics.get("mIoU") is not None else None
 
 
-def finished_metrics(run_dir: Path, max_iters: int | None) -> dict | None:
-    """The metrics of a run that validated at its last iteration, else None."""
+def finished_metrics(run_dir: Path, train_cfg: Mapping) -> dict | None:
+    """The metrics of a run that validated at its last iteration (or epoch), else None."""
     path = run_dir / METRICS_FILE
     if not path.is_file():
         return None
     metrics = json.loads(path.read_text())
-    return metrics if metrics.get("iter") == max_iters else None
+    return metrics if validated_at_length(metrics, train_cfg) else None
 
 
 def stop_loader_workers(runner: Runner) -> None:

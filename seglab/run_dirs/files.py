@@ -6,6 +6,7 @@ A run directory (`outputs/runs/NAME`, a sweep's `outputs/sweeps/NAME/JOB`):
     config.py            the exported mmseg config the Runner trained (plain mmseg reads it)
     metrics.json         the last validation's metrics, per class too (MetricsFileHook)
     iter_N.pth, last_checkpoint     mmengine's checkpoints and its pointer to the newest
+                         (epoch_N.pth in an epoch-based run, schedule=epochs)
     TIMESTAMP/vis_data/scalars.json mmengine's loss and validation curves
     test/, test_metrics.json, test_metrics_tta.json    `seglab test` (its logs, its metrics)
     traceback.txt        a failed job's full traceback

@@ -1,6 +1,7 @@
 """Which checkpoint a run resumes from: the run's own (a copied run directory's
 `last_checkpoint` still names the original's files), and an empty or truncated one gives way to
-the newest intact `iter_*.pth`; with none, one line naming the nearest runs that have one.
+the newest intact `iter_*.pth` (`epoch_*.pth` in an epoch-based run); with none, one line naming
+the nearest runs that have one.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,35 @@ def checkpoint_iteration(path: Path) -> int:
     """The iteration an mmengine checkpoint's name says it holds (`iter_20.pth`), else -1."""
     match = re.search(r"(\d+)\.pth$", path.name)
     return int(match.group(1)) if match else -1
+
+
+ITER, EPOCH = "iter", "epoch"
+
+
+def run_length(train_cfg: Mapping | None) -> tuple[str, int | None]:
+    """(unit, length) of a run's training loop: (EPOCH, max_epochs) for an epoch-based one
+    (`schedule=epochs`), else (ITER, max_iters). The unit is the key of metrics.json that says
+    when it was measured, and the prefix of the checkpoints CheckpointHook names
+    (`epoch_2.pth`, `iter_20.pth`)."""
+    train_cfg = train_cfg or {}
+    if "max_epochs" in train_cfg and "max_iters" not in train_cfg:
+        return EPOCH, train_cfg.get("max_epochs")
+    return ITER, train_cfg.get("max_iters")
+
+
+def at_length(checkpoint: Path, train_cfg: Mapping | None) -> bool:
+    """Whether `checkpoint` is the one saved at the end of the run (`iter_{max_iters}.pth`,
+    `epoch_{max_epochs}.pth`)."""
+    unit, length = run_length(train_cfg)
+    if unit == EPOCH:  # an iter_N.pth of an epoch-based run was saved by a stop within one
+        return checkpoint.name == f"{EPOCH}_{length}.pth"
+    return checkpoint_iteration(checkpoint) == length
+
+
+def validated_at_length(metrics: Mapping, train_cfg: Mapping | None) -> bool:
+    """Whether metrics.json was written at the end of the run."""
+    unit, length = run_length(train_cfg)
+    return metrics.get(unit) == length
 
 
 def intact(path: Path) -> bool:
@@ -36,11 +67,7 @@ def resume_checkpoint(run_dir: Path) -> tuple[Path | None, str | None]:
     named = own_file(run_dir, Path(text)) if text else None
     if named is not None and intact(named):
         return named, None
-    saved = sorted(
-        (p for p in run_dir.glob(CHECKPOINT_GLOB) if intact(p)),
-        key=checkpoint_iteration,
-        reverse=True,
-    )
+    saved = newest_first([p for p in run_dir.glob(CHECKPOINT_GLOB) if intact(p)])
     if not saved:
         return None, None
     if named is None and not pointer.is_file():
@@ -52,6 +79,17 @@ def resume_checkpoint(run_dir: Path) -> tuple[Path | None, str | None]:
     else:
         why = f"last_checkpoint names {named.name}, which is truncated"
     return saved[0], why
+
+
+def newest_first(checkpoints: list[Path]) -> list[Path]:
+    """By the count in their names where they all count one thing (`iter_N.pth`, or
+    `epoch_N.pth`); an epoch-based run stopped by Ctrl-C or SIGTERM between two epochs holds
+    `iter_N.pth` beside `epoch_N.pth`, whose counts do not compare: by the time they were
+    written."""
+    kinds = {m.group(1) for p in checkpoints if (m := re.match(r"(iter|epoch)_\d+\.pth$", p.name))}
+    if kinds == {ITER, EPOCH}:
+        return sorted(checkpoints, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    return sorted(checkpoints, key=checkpoint_iteration, reverse=True)
 
 
 def own_file(run_dir: Path, named: Path) -> Path:

@@ -272,6 +272,20 @@ def optim_choice(target: dict) -> str:
     return "adamw" if optimizer.get("type") == "AdamW" else "sgd"
 
 
+# seglab's hand-written schedule option of mmengine's EpochBasedTrainLoop
+EPOCH_SCHEDULE = "epochs"
+
+
+def epoch_based(target: dict) -> bool:
+    """Whether the config trains with mmengine's EpochBasedTrainLoop (by its `type`, or by
+    mmengine's older `by_epoch=True`)."""
+    train_cfg = target.get("train_cfg") or {}
+    kind = train_cfg.get("type")
+    if isinstance(kind, str):
+        return kind.rpartition(".")[2] == "EpochBasedTrainLoop"
+    return kind is None and bool(train_cfg.get("by_epoch"))
+
+
 def plan(bases: list[str], target: dict, choices: dict[str, dict]) -> tuple[str | None, dict]:
     """(parent experiment, {group: option or None}) for a config with these upstream `_base_`
     files (relative to configs/): the parent is the one that is a config, not a base."""
@@ -286,6 +300,11 @@ def plan(bases: list[str], target: dict, choices: dict[str, dict]) -> tuple[str 
         # no base: the config writes it inline, so seglab's experiment does too
         for group in ("model", "dataset", "schedule"):
             picks.setdefault(group, None)
+    if epoch_based(target):
+        # upstream's schedules count iterations, and their PolyLR ends at
+        # `${train_cfg.max_iters}`, a key an epoch-based loop lacks: seglab's epoch schedule
+        # is the one that differs least (no upstream config counts epochs; a user's may)
+        picks["schedule"] = EPOCH_SCHEDULE
     inherited = choices[parent].get("optim_wrapper") if parent else "sgd"
     if optim_choice(target) != inherited:
         picks["optim_wrapper"] = optim_choice(target)

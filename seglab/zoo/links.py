@@ -28,6 +28,7 @@ SHARED = (
     "norm_cfg",
     "data_preprocessor",
     "train_cfg.max_iters",
+    "train_cfg.max_epochs",
     "val_dataloader",
     "val_evaluator",
 )
@@ -82,12 +83,24 @@ def _candidates(key: Any, parent: dict | None, path: tuple) -> list[str]:
         "scale": ["dataset.scale"] if kind in RESIZES else [],
         "ratio_range": ["dataset.ratio_range"] if kind == "RandomResize" else [],
         "reduce_zero_label": ["dataset.reduce_zero_label"] if kind == "LoadAnnotations" else [],
-        # a scheduler (it has `begin`) that ends where training ends
-        "end": ["train_cfg.max_iters"] if isinstance(parent, dict) and "begin" in parent else [],
+        # a scheduler (it has `begin`) that ends where training ends, counted as it counts
+        "end": _loop_lengths(parent),
         "pipeline": ["dataset.train_pipeline", "dataset.test_pipeline"],
         "norm_cfg": ["norm_cfg"],
         "data_preprocessor": ["data_preprocessor"],
     }.get(key, [])
+
+
+def _loop_lengths(scheduler: Any) -> list[str]:
+    """The training lengths a scheduler's `end` may be: in iterations where it steps by
+    iteration (`by_epoch=False`), in epochs where it says it steps by epoch (mmengine's default,
+    which upstream's schedulers never leave to it)."""
+    if not isinstance(scheduler, dict) or "begin" not in scheduler:
+        return []
+    by_epoch = scheduler.get("by_epoch")
+    if by_epoch is None:
+        return ["train_cfg.max_iters", "train_cfg.max_epochs"]
+    return ["train_cfg.max_epochs"] if by_epoch else ["train_cfg.max_iters"]
 
 
 def link_shared(value: Any, path: tuple, shared: dict[str, Any]) -> Any:
