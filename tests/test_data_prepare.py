@@ -6,6 +6,7 @@ again kept, and training on four of them."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import re
 import shlex
@@ -296,3 +297,26 @@ def test_a_voc_download_without_its_labels_is_named(capsys, tmp_path):
     shutil.rmtree(source / "benchmark_RELEASE" / "dataset" / "cls")
     line = error_line(["data", "prepare", "pascal_voc12_aug", str(source), "out=out"], capsys)
     assert f"no {source / 'benchmark_RELEASE' / 'dataset' / 'cls'}; expected" in line
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_an_archive_member_outside_its_folder_is_not_written(capsys, tmp_path, relative):
+    """stare.py extracts its tar files as they are: a crafted member (`../`, an absolute path)
+    would be written anywhere the user may write (a shell start-up file: code run later)."""
+    import tarfile
+
+    escaped = tmp_path / "escaped.txt"
+    # from the converter's temporary folder inside OUT.partial, up to / and down to tmp_path
+    member = "../" * 40 + str(escaped).lstrip("/") if relative else str(escaped)
+    source = BUILDERS["stare"](tmp_path / "downloads")
+    with tarfile.open(source / "stare-images.tar", "a") as archive:
+        info = tarfile.TarInfo(member)
+        info.size = 5
+        archive.addfile(info, io.BytesIO(b"owned"))
+    out = tmp_path / "out"
+    line = error_line(["data", "prepare", "stare", str(source), f"out={out}"], capsys)
+    assert "mmseg's stare.py stopped (exit 1)" in line
+    # `../`: refused; an absolute name: written inside the folder (its `/` dropped), where
+    # stare.py then meets a folder among its images
+    assert ("outside the destination" in line) if relative else ("Is a directory" in line)
+    assert not escaped.exists() and not out.exists()

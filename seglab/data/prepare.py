@@ -20,6 +20,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -166,9 +167,13 @@ def check_packages(packages: dict[str, str]) -> None:
 
 # The converter runs under this launcher: Pillow 13 writes a palette image made by
 # `Image.fromarray(..., mode="P")` (isaid.py's labels) with an empty palette as a 1-bit PNG,
-# every class above 0 turned into 1; a grey palette of 256 entries keeps its values.
+# every class above 0 turned into 1; a grey palette of 256 entries keeps its values. And the
+# downloads are files the user did not write: stare.py extracts its tar files unfiltered, where
+# a member named `../..` or `/...` (or a link out) would be written anywhere the user may
+# write; tarfile's `data` filter refuses such members (zipfile already drops `..` and `/`).
 LAUNCHER = """
-import runpy, sys
+import runpy, sys, tarfile
+tarfile.TarFile.extraction_filter = staticmethod(tarfile.data_filter)
 from PIL import Image
 _fromarray = Image.fromarray
 def fromarray(*args, **kwargs):
@@ -190,6 +195,11 @@ def converters() -> Path:
 
 def run_converter(recipe: Recipe, work: Work) -> None:
     script = converters() / recipe.converter
+    if not hasattr(tarfile, "data_filter"):  # Python 3.10.12 and 3.11.4 brought it
+        raise ConfigError(
+            f"Python {sys.version.split()[0]} has no tarfile.data_filter, which keeps an "
+            "archive's members inside their folder; expected Python 3.10.12, 3.11.4 or newer"
+        )
     if not script.is_file():
         raise ConfigError(f"{script}: not in the installed mmsegmentation; expected 1.2.2's")
     # -O: upstream's asserts that the download is whole (voc_aug.py's 10582 images)
