@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import mmcv.ops" 2>/dev/null || \
 	  MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PY) -m pip install --no-build-isolation mmcv==2.1.0
 	# compat mode: Hydra finds seglab's plugins in the hydra_plugins namespace on sys.path
-	$(PY) -m pip install -e '.[dev,zoo,search,data]' --config-settings editable_mode=compat
+	$(PY) -m pip install -e '.[dev,zoo,search,data,track,deploy]' --config-settings editable_mode=compat
 	$(PY) -c "import mmcv.ops, mmseg, hydra, seglab"
 	touch $@
 

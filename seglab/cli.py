@@ -12,7 +12,8 @@ from seglab.masking import masked_stderr, remember_secrets
 
 USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as python -m seglab ...)
        seglab export [OVERRIDES] [out=PATH]      write the mmseg config (stdout without out=)
-       seglab report DIR                          compare the runs of a sweep or run directory
+       seglab report DIR [DIR ...] [out=DIR]      compare the runs of sweeps and run directories
+       seglab compare A B [out=DIR]               two configurations over seeds: beyond noise?
        seglab test run_dir=DIR [checkpoint=PATH] [tta=true] [show_dir=PATH] [KEY=VALUE ...]
        seglab infer checkpoint=PATH image=PATH out=DIR [device=cuda:0] [config=PATH]
        seglab list [PATTERN ...]                  upstream's configs, as experiment=FAMILY/NAME
@@ -32,8 +33,15 @@ COMMAND_HELP = {
     "(optim_wrapper.optimizer.lr=0.005); -m sweeps comma lists. Hydra's help follows.",
     "export": "OVERRIDES as for train; out=PATH writes the mmseg config there (a .py file),\n"
     "which plain mmseg trains with `python tools/train.py PATH`.",
-    "report": "DIR: a sweep directory, a run directory or outputs/runs. Prints the table and\n"
-    "writes report.csv, report.md and report.png in DIR.",
+    "report": "DIR: a sweep directory, a run directory or outputs/runs; several in one table.\n"
+    "Prints the table (a column per setting that differs, seeds folded into mean ± std\n"
+    "and a 95% confidence interval) and writes report.csv, report.md, report.png and\n"
+    "report.html (open it in a browser: sortable, curves, per-class IoU, predictions) in\n"
+    "DIR, in outputs/reports/NAME for several, or in out=DIR.",
+    "compare": "A and B: two directories, each one configuration over seeds, or one directory\n"
+    "and two KEY=VALUE selections of its runs (seglab compare SWEEP model=a model=b).\n"
+    "Prints the mIoU difference with its 95% confidence interval and Welch's t-test over\n"
+    "seeds, then the per-class IoU differences, largest first; writes compare.md/.csv.",
     "test": "Tests a run's last checkpoint (checkpoint=PATH: another one) on the test split\n"
     "with the run's config.py; writes test_metrics.json (test_metrics_tta.json with\n"
     "tta=true, multi-scale and flip). show_dir=PATH: ground truth | prediction per image,\n"
@@ -122,14 +130,15 @@ def export_command(args: Sequence[str]) -> None:
 
 
 def report_command(args: Sequence[str]) -> None:
-    from seglab.report import report
+    from seglab.report import command
 
-    if len(args) != 1:
-        raise ConfigError(f"report {' '.join(args)}: expected one sweep or run directory")
-    try:
-        print(report(args[0]), end="")
-    except FileNotFoundError as err:
-        raise ConfigError(str(err)) from None
+    command.report_command(args)
+
+
+def compare_command(args: Sequence[str]) -> None:
+    from seglab.report import command
+
+    command.compare_command(args)
 
 
 def train_command(args: Sequence[str]) -> None:
@@ -206,6 +215,7 @@ COMMANDS = {
     "train": train_command,
     "export": export_command,
     "report": report_command,
+    "compare": compare_command,
     "test": evaluate_command,
     "infer": infer_command,
     "list": list_command,

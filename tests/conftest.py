@@ -3,10 +3,12 @@ working directory of its own; a short run trained once serves the tests that onl
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,12 +78,21 @@ def trained_run(tmp_path_factory) -> Path:
     """The run directory of `seglab TRAINED_RUN` (20 iterations, checkpoints at 10 and 20),
     trained once per session in a directory of its own. Read it; to change it, take
     `trained_run_copy`."""
+    with folder_of_its_own(tmp_path_factory, "trained-run"):
+        return train(TRAINED_RUN).resolve()
+
+
+@contextlib.contextmanager
+def folder_of_its_own(tmp_path_factory, name: str) -> Iterator[Path]:
+    """For a fixture wider than a test: runs made in a working directory of its own, with the
+    session's SEGLAB_CACHE and Hydra's and mmengine's state reset before and after."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEGLAB_CACHE", _cache(tmp_path_factory))
-        patch.chdir(tmp_path_factory.mktemp("trained-run"))
+        folder = tmp_path_factory.mktemp(name)
+        patch.chdir(folder)
         _clear_global_state()
         try:
-            return train(TRAINED_RUN).resolve()
+            yield folder
         finally:
             _clear_global_state()
 

@@ -17,7 +17,7 @@ from seglab.cli import main
 from seglab.config.compose import CONF_DIR, compose
 from seglab.config.convert import export_config
 from seglab.errors import ConfigError
-from seglab.report import read_run
+from seglab.report.runs import read_run
 from seglab.run.train import finished_metrics, prepare_run
 from tests.helpers.commands import REPO, SMALL_SYNTHETIC, error_line, train
 

@@ -11,7 +11,9 @@ from matplotlib.colors import to_hex
 from PIL import Image
 
 from seglab.cli import main
-from seglab.report import COLUMNS, figure, read_runs, rows
+from seglab.report.figures import figure
+from seglab.report.runs import read_runs
+from seglab.report.tables import COLUMNS, rows
 from seglab.run_dirs.files import TRACEBACK_FILE
 from tests.helpers.commands import QUICK, TRAINED_RUN, sweep
 

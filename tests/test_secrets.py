@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seglab.report import report
+from seglab.report.command import report
 from seglab.run_dirs.files import TRACEBACK_FILE
 from tests.helpers import wandb_records
 from tests.helpers.commands import QUICK, SMALL_SYNTHETIC, error_line, sweep, train

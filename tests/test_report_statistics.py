@@ -1,0 +1,116 @@
+"""The statistics of `seglab report` and `seglab compare` against textbook values, the commands'
+one-line errors, and report.html with values a run directory should not be trusted with."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seglab.cli import main
+from seglab.report.seed_statistics import difference, interval
+from tests.helpers import browser
+from tests.helpers.commands import error_line
+
+
+def test_the_interval_of_a_mean_is_students():
+    found = interval([1.0, 2.0, 3.0])
+    # mean 2, sd 1, t(0.975, 2 df) = 4.302653: 2 ± 4.302653 / sqrt(3)
+    assert (found.mean, found.std) == (2.0, 1.0)
+    assert found.low == pytest.approx(2 - 4.302653 / math.sqrt(3), abs=1e-5)
+    assert found.high == pytest.approx(2 + 4.302653 / math.sqrt(3), abs=1e-5)
+    assert found.cells() == ["2.00 ± 1.00", "[-0.48, 4.48]"]
+    one = interval([40.0])
+    assert one.cells() == ["40.00 (one seed)", ""] and one.low is None
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Welch's t and degrees of freedom, from their formulas."""
+    va, vb = (sum((x - sum(s) / len(s)) ** 2 for x in s) / (len(s) - 1) for s in (a, b))
+    sa, sb = va / len(a), vb / len(b)
+    t = (sum(b) / len(b) - sum(a) / len(a)) / math.sqrt(sa + sb)
+    df = (sa + sb) ** 2 / (sa**2 / (len(a) - 1) + sb**2 / (len(b) - 1))
+    return t, df
+
+
+def test_two_configurations_are_compared_by_welchs_test():
+    from scipy import stats
+
+    a, b = [40.1, 41.3, 39.8, 40.6], [42.0, 43.1, 42.4]
+    found = difference(a, b)
+    t, df = welch(a, b)
+    assert found.p_value == pytest.approx(2 * stats.t.sf(abs(t), df))
+    half = stats.t.ppf(0.975, df) * (found.difference / t)
+    assert (found.low, found.high) == pytest.approx(
+        (found.difference - half, found.difference + half)
+    )
+    assert found.distinguishable and "distinguishable from seed noise" in found.verdict()
+    # overlapping spreads: a difference of 0.5 is within seed noise
+    close = difference([40.0, 41.0, 42.0], [40.5, 41.5, 42.5])
+    assert not close.distinguishable and "not distinguishable" in close.verdict()
+    assert close.low < 0 < close.high
+
+
+def test_one_seed_a_side_is_not_tested_and_the_line_says_how_many_to_run():
+    found = difference([40.0], [42.0, 41.0])
+    assert found.p_value is None and found.distinguishable is None
+    assert "not tested" in found.verdict() and "randomness.seed=0,1,2" in found.verdict()
+    same = difference([40.0, 40.0], [41.0, 41.0])
+    assert same.p_value is None and "no spread" in same.verdict()
+
+
+def fake_run(folder: Path, overrides: list[str], miou: float) -> Path:
+    """A run directory as a run leaves it (what report reads of it), written by hand: what a
+    directory from elsewhere may hold."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra/overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (folder / ".hydra/config.yaml").write_text(yaml.safe_dump({"train_cfg": {"max_iters": 4}}))
+    metrics = {"iter": 4, "mIoU": miou, "IoU.<b>road</b>": miou}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+@pytest.mark.processes
+@pytest.mark.skipif(browser.available() is not None, reason=browser.available() or "")
+def test_report_html_shows_a_runs_values_as_text_and_runs_none_of_them():
+    crafted = "</script><img src=x onerror=document.title='pwned'>"
+    fake_run(Path("outputs/runs/a"), [f"+note={crafted}"], 50.0)
+    fake_run(Path("outputs/runs/b"), ["+note=plain"], 40.0)
+    main(["report", "outputs/runs"])
+    text = Path("outputs/runs/report.html").read_text()
+    assert "</script><img" not in text
+    shown = browser.render(Path("outputs/runs/report.html"))
+    assert shown.console == [], shown.console
+    assert "<title>seglab report: runs</title>" in shown.dom  # not changed by the value
+    assert not re.search(r"<img[^>]+src=\"x\"", shown.dom)
+    assert "&lt;/script&gt;&lt;img src=x" in shown.dom  # the value, shown as text
+    assert "&lt;b&gt;road&lt;/b&gt;" in shown.dom
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["report", "nowhere"], "report nowhere: no such directory; expected a sweep or run"),
+        (["report", "outputs", "x=1"], "report x=1: not a directory"),
+        (["compare", "outputs"], "compare: 1 folder(s) and 0 selection(s); expected two"),
+        (["compare", "outputs", "out=report.md"], "out=report.md: a file; expected a directory"),
+        (["compare", "outputs", "outputs", "+note=x"], "expected two folders"),
+    ],
+)
+def test_bad_report_and_compare_arguments_are_one_line(args, expected, capsys):
+    fake_run(Path("outputs/runs/a"), ["+note=x"], 50.0)
+    Path("report.md").write_text("mine\n")
+    line = error_line(args, capsys)
+    assert expected in line
+    assert Path("report.md").read_text() == "mine\n"
+
+
+def test_compare_of_a_side_without_the_selected_value_names_it(capsys):
+    fake_run(Path("outputs/runs/a"), ["+note=x"], 50.0)
+    fake_run(Path("outputs/runs/b"), ["+note=y"], 40.0)
+    line = error_line(["compare", "outputs/runs", "note=x", "note=z"], capsys)
+    assert line.endswith("compare: outputs/runs note=z: no run matches it")
