@@ -3,6 +3,7 @@ one-line errors, and report.html with values a run directory should not be trust
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -71,6 +72,12 @@ def fake_run(folder: Path, overrides: list[str], miou: float) -> Path:
     (folder / ".hydra/config.yaml").write_text(yaml.safe_dump({"train_cfg": {"max_iters": 4}}))
     metrics = {"iter": 4, "mIoU": miou, "IoU.<b>road</b>": miou}
     (folder / "metrics.json").write_text(json.dumps(metrics))
+    scalars = folder / "20261204_000000/vis_data/scalars.json"
+    scalars.parent.mkdir(parents=True)
+    # a run that diverged logs a NaN loss, as mmengine writes it (json.dumps allows NaN)
+    losses = [1.5, 1.2, miou if math.isnan(miou) else 0.9]
+    records = [{"loss": v, "step": i + 1} for i, v in enumerate(losses)]
+    scalars.write_text("".join(json.dumps(r) + "\n" for r in [*records, {"mIoU": miou, "step": 4}]))
     return folder
 
 
@@ -80,6 +87,7 @@ def test_report_html_shows_a_runs_values_as_text_and_runs_none_of_them():
     crafted = "</script><img src=x onerror=document.title='pwned'>"
     fake_run(Path("outputs/runs/a"), [f"+note={crafted}"], 50.0)
     fake_run(Path("outputs/runs/b"), ["+note=plain"], 40.0)
+    fake_run(Path("outputs/runs/c"), ["+note=diverged"], float("nan"))
     main(["report", "outputs/runs"])
     text = Path("outputs/runs/report.html").read_text()
     assert "</script><img" not in text
@@ -89,6 +97,24 @@ def test_report_html_shows_a_runs_values_as_text_and_runs_none_of_them():
     assert not re.search(r"<img[^>]+src=\"x\"", shown.dom)
     assert "&lt;/script&gt;&lt;img src=x" in shown.dom  # the value, shown as text
     assert "&lt;b&gt;road&lt;/b&gt;" in shown.dom
+    # the diverged run's NaN: its row is there, its loss up to the NaN, every other curve
+    assert len(re.findall(r'<tr class="run"', shown.dom)) == 3
+    loss, miou = 3, 2  # the NaN run validated NaN: no mIoU point to draw
+    assert len(re.findall(r'class="curve" data-run="\d+"', shown.dom)) == loss + miou
+
+
+def test_report_md_and_csv_keep_a_runs_values_as_text():
+    """A value with `|` stays in its Markdown cell, HTML in it is not rendered by a Markdown
+    viewer, and a spreadsheet opening report.csv reads no formula."""
+    formula = '=HYPERLINK("http://example.com/x","click")'
+    fake_run(Path("outputs/runs/a"), ["+note=a|b|c", "+html=<i>x</i>"], 50.0)
+    fake_run(Path("outputs/runs/b"), [f"+note={formula}", "+html=-0.5"], 40.0)
+    main(["report", "outputs/runs"])
+    lines = Path("outputs/runs/report.md").read_text().splitlines()
+    assert "| &lt;i&gt;x&lt;/i&gt; | a\\|b\\|c |" in lines[2]
+    with open("outputs/runs/report.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[2][:2] == ["-0.5", "'" + formula]
 
 
 @pytest.mark.parametrize(

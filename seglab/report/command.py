@@ -18,7 +18,15 @@ from seglab.errors import ConfigError
 from seglab.report import compare, html, search
 from seglab.report.figures import plot
 from seglab.report.runs import read_runs
-from seglab.report.tables import NAME_HASH, distinct_parts, failures, markdown, rows, seed_groups
+from seglab.report.tables import (
+    NAME_HASH,
+    csv_cell,
+    distinct_parts,
+    failures,
+    markdown,
+    rows,
+    seed_groups,
+)
 from seglab.run_dirs.files import OVERRIDES_FILE, REPORT_CSV, REPORT_MD, REPORT_PNG
 
 REPORT_HTML = "report.html"
@@ -85,7 +93,7 @@ def report(folders: str | Path | Sequence[str | Path], out: str | Path | None = 
     target = output_dir(folders, Path(out) if out is not None else None)
     header, table = rows(runs)
     with open(target / REPORT_CSV, "w", newline="") as f:
-        csv.writer(f).writerows([header, *table])
+        csv.writer(f).writerows([list(map(csv_cell, row)) for row in [header, *table]])
     text = markdown(header, table)
     seeds = seed_groups(runs)
     if seeds is not None:

@@ -10,9 +10,11 @@ from a run (a setting, a directory name) is never fetched or run as code.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,9 @@ from seglab.report.figures import hex_colours
 from seglab.report.tables import cell_text, labels, ordered, rows
 
 PAGE_SCRIPT = Path(__file__).with_name("page.js")
-# a browser loads nothing the page does not hold: no script, style, image or font from outside
-POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+# a browser loads nothing the page does not hold, and runs only page.js (allowed by its hash: a
+# script a run's value might smuggle in would not run even if it escaped the escaping)
+POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src '{script}'"
 # how wide a prediction image is kept (its drawing side by side with others')
 PREDICTION_WIDTH = 360
 # the runs ticked when the page opens: the best finished ones
@@ -60,6 +63,11 @@ def data_url(image: Path | bytes, width: int | None = None) -> str:
     return "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
 
 
+def _drawable(curve: list) -> list:
+    """A curve's points with a finite value (a NaN loss is no point to draw)."""
+    return [p for p in curve if isinstance(p[1], int | float) and math.isfinite(p[1])]
+
+
 def _prediction_name(path: Path) -> str:
     """`val_IMAGE_STEP.png` as the image's name (the step is the run's own)."""
     return path.name.removeprefix("val_").rsplit("_", 1)[0]
@@ -81,9 +89,10 @@ def page_data(runs: list[dict]) -> dict[str, Any]:
                 "number": i + 1,
                 "label": label,
                 "colour": colour,
-                "row": row,
-                "loss": r["loss_curve"],
-                "miou": r["miou_curve"],
+                # a NaN or infinite value written as the table writes it, a curve without it
+                "row": [cell_text(v) if isinstance(v, float) else v for v in row],
+                "loss": _drawable(r["loss_curve"]),
+                "miou": _drawable(r["miou_curve"]),
                 "per_class": r["per_class"],
                 "predictions": [
                     {"name": _prediction_name(p), "src": data_url(p, PREDICTION_WIDTH)}
@@ -97,10 +106,28 @@ def page_data(runs: list[dict]) -> dict[str, Any]:
     }
 
 
+def finite(node: Any) -> Any:
+    """`node` with every NaN and infinity as None (JSON has neither: a diverged run's NaN loss
+    would make the whole page's data unreadable)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return None
+    if isinstance(node, dict):
+        return {k: finite(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [finite(v) for v in node]
+    return node
+
+
 def _script_json(data: dict) -> str:
     """JSON that cannot end its <script> element or open a comment, whatever the runs hold."""
-    text = json.dumps(data, default=str)
+    text = json.dumps(finite(data), default=str, allow_nan=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def policy() -> str:
+    """The page's Content Security Policy, page.js allowed by its SHA-256."""
+    digest = hashlib.sha256(PAGE_SCRIPT.read_bytes()).digest()
+    return POLICY.format(script="sha256-" + base64.b64encode(digest).decode("ascii"))
 
 
 def section(title: str, body: str) -> str:
@@ -133,7 +160,7 @@ def page(title: str, runs: list[dict], sections: Sequence[str] = ()) -> str:
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{POLICY}">
+<meta http-equiv="Content-Security-Policy" content="{policy()}">
 <title>{html.escape(title)}</title>
 <style>{STYLE}</style>
 </head>
@@ -147,7 +174,7 @@ their per-class IoU and predictions.</p>
 {section("Validation predictions", '<div id="predictions"></div>')}
 {"".join(sections)}
 <script type="application/json" id="report-data">{_script_json(page_data(runs))}</script>
-<script>{PAGE_SCRIPT.read_text()}</script>
+<script>{PAGE_SCRIPT.read_bytes().decode()}</script>
 </body>
 </html>
 """

@@ -121,9 +121,27 @@ def cell_text(value: Any) -> str:
 
 
 def markdown(header: list[str], table: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(cell_text(v) for v in row) + " |" for row in table]
+    lines = ["| " + " | ".join(map(markdown_cell, header)) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(markdown_cell(v) for v in row) + " |" for row in table]
     return "\n".join(lines) + "\n"
+
+
+def markdown_cell(value: Any) -> str:
+    """A cell as Markdown shows it and nothing more: a `|` does not end it, and HTML in a run's
+    value (a Markdown viewer would render it) is written as text."""
+    text = cell_text(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: a value starting with =, +, -, @ (that is no number)
+    would be read as a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
 
 
 def labels(runs: list[dict]) -> list[str]:
