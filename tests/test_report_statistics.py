@@ -139,4 +139,104 @@ def test_compare_of_a_side_without_the_selected_value_names_it(capsys):
     fake_run(Path("outputs/runs/a"), ["+note=x"], 50.0)
     fake_run(Path("outputs/runs/b"), ["+note=y"], 40.0)
     line = error_line(["compare", "outputs/runs", "note=x", "note=z"], capsys)
-    assert line.endswith("compare: outputs/runs note=z: no run matches it")
+    assert line.endswith(
+        "compare: outputs/runs note=z: no run matches it; its runs have note=x, y "
+        "(settings that vary there: note)"
+    )
+
+
+def test_a_run_whose_files_cannot_be_read_is_a_row_that_says_why(capsys):
+    """What a directory from elsewhere, or a run still writing, may hold: the other runs are
+    reported, each unreadable one is a line naming its file."""
+    fake_run(Path("outputs/runs/good"), ["+note=good"], 50.0)
+    fake_run(Path("outputs/runs/list"), ["+note=list"], 40.0)
+    Path("outputs/runs/list/metrics.json").write_text("[1, 2]")
+    fake_run(Path("outputs/runs/bytes"), ["+note=bytes"], 40.0)
+    Path("outputs/runs/bytes/.hydra/overrides.yaml").write_bytes(b"- +note=\xff\xfe\n")
+    fake_run(Path("outputs/runs/yaml"), ["+note=yaml"], 40.0)
+    Path("outputs/runs/yaml/.hydra/overrides.yaml").write_text("- [unclosed\n")
+    # still writing: a half line at the end of scalars.json, a folder not named by mmengine
+    writing = fake_run(Path("outputs/runs/writing"), ["+note=writing"], 45.0)
+    (scalars,) = writing.glob("*/vis_data/scalars.json")
+    scalars.write_text(scalars.read_text() + '{"loss": 0.8, "st')
+    scalars.parent.parent.rename(writing / "notatime")
+    image = Path("outputs/runs/good/20261204_000000/vis_data/vis_image/val_0.jpg_4.png")
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"not a png")
+    main(["report", "outputs/runs"])
+    printed = capsys.readouterr().out
+    with open("outputs/runs/report.csv") as f:
+        rows = list(csv.reader(f))[1:]
+    finished = sorted(row[0] for row in rows if row[1] == "finished")
+    assert finished == ["good", "writing"]
+    assert [row[1] for row in rows].count("unreadable") == 3
+    lines = [x for x in printed.splitlines() if x.startswith("- ")]
+    assert len(lines) == 3
+    for name in ("list", "bytes", "yaml"):
+        assert any(f"outputs/runs/{name}: " in x for x in lines), name
+    assert "outputs/runs/list/metrics.json: expected a mapping" in printed
+
+
+def test_a_study_in_a_database_the_sweep_names_is_read_only_when_the_command_names_it(capsys):
+    """A sweep directory from elsewhere names where its study is: the report connects to no
+    database the command line did not name, and creates no file."""
+    import optuna
+
+    sweep_dir = Path("outputs/sweeps/search")
+    fake_run(sweep_dir / "trial-0", ["+note=x"], 50.0)
+    elsewhere = Path("elsewhere/study.db").resolve()
+    url = f"sqlite:///{elsewhere}"
+    multirun = {"hydra": {"sweeper": {"_target_": "x.SeglabOptunaSweeper", "storage": url}}}
+    (sweep_dir / "multirun.yaml").write_text(yaml.safe_dump(multirun))
+    main(["report", str(sweep_dir)])
+    printed = capsys.readouterr().out
+    assert not elsewhere.parent.exists(), "the report made the database's folder"
+    assert "its study is in the database the sweep names" in printed
+    assert "storage=URL" in printed
+
+    elsewhere.parent.mkdir()
+    study = optuna.create_study(study_name="search", storage=url, direction="maximize")
+    study.enqueue_trial({"lr": 0.1})
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(0.01, 1.0)})
+    study.tell(trial, 61.5)
+    main(["report", str(sweep_dir), f"storage={url}"])
+    printed = capsys.readouterr().out
+    assert "its study is in" not in printed
+    assert "| 61.5 |" in printed and "Optuna search search: 1 complete trial(s)" in printed
+
+
+def test_compare_refuses_a_configuration_against_itself(capsys):
+    fake_run(Path("outputs/runs/a"), ["+note=x", "randomness.seed=0"], 50.0)
+    fake_run(Path("outputs/runs/b"), ["+note=x", "randomness.seed=1"], 51.0)
+    line = error_line(["compare", "outputs/runs", "outputs/runs"], capsys)
+    assert "share 2 run(s)" in line
+    line = error_line(["compare", "outputs/runs", "note=x", "note=x"], capsys)
+    assert "share 2 run(s)" in line
+
+
+def test_a_selection_matches_a_number_however_written_and_names_the_values_there(capsys):
+    for name, lr, seed in (
+        ("a", "0.01", 0),
+        ("b", "0.01", 1),
+        ("c", "0.002", 0),
+        ("d", "0.002", 1),
+    ):
+        fake_run(
+            Path(f"outputs/runs/{name}"), [f"+lr={lr}", f"randomness.seed={seed}"], 40.0 + seed
+        )
+    main(["compare", "outputs/runs", "lr=1e-2", "lr=.002"])
+    printed = capsys.readouterr().out
+    assert "A: mIoU 40.50 ± 0.71 over 2 seed(s)" in printed
+    line = error_line(["compare", "outputs/runs", "lr=0.01", "lr=0.02"], capsys)
+    assert line.endswith(
+        "compare: outputs/runs lr=0.02: no run matches it; its runs have lr=0.002, 0.01 "
+        "(settings that vary there: lr, randomness.seed)"
+    )
+
+
+def test_a_report_of_nested_folders_counts_each_run_once(capsys):
+    for name, seed in (("a", 0), ("b", 1)):
+        fake_run(Path(f"outputs/runs/x/{name}"), ["+note=x", f"randomness.seed={seed}"], 40.0)
+    main(["report", "outputs/runs/x", "outputs/runs", "out=both"])
+    printed = capsys.readouterr().out
+    assert "\n| 40.00 ± 0.00 | [40.00, 40.00] | 2 |\n" in printed  # two seeds, not four

@@ -149,7 +149,7 @@ def test_workers_on_one_postgres_study_share_n_trials(database, workers, capsys)
     # another machine (moved away here)
     shutil.move(run_dirs[0], "elsewhere")
     capsys.readouterr()
-    main(["report", str(sweep_dir())])
+    main(["report", str(sweep_dir()), f"storage={database.url}"])  # the database, named here
     out = capsys.readouterr().out.splitlines()
     table = [line for line in out if line.startswith("| ") and "| --- |" not in line]
     assert table[0].startswith("| trial | worker |")

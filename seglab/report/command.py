@@ -12,12 +12,13 @@ import csv
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from seglab.errors import ConfigError
 from seglab.report import compare, html, search
 from seglab.report.figures import plot
-from seglab.report.runs import read_runs
+from seglab.report.runs import read_runs, study_place, sweep_dirs
 from seglab.report.tables import (
     NAME_HASH,
     csv_cell,
@@ -38,24 +39,38 @@ NAME_LENGTH = 100
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
 
 
-def split_args(command: str, args: Sequence[str]) -> tuple[list[Path], list[str], Path | None]:
-    """(the directories, the KEY=VALUE selections, out=) of a command line. A run directory's
-    name may hold `=`: an argument that is a directory is one."""
-    folders, selections, out = [], [], None
+@dataclass
+class Arguments:
+    """A report or compare command line: its directories, KEY=VALUE selections, out= and
+    storage= (the database of an Optuna search's study, named by the user, see
+    runs.study_place)."""
+
+    folders: list[Path]
+    selections: list[str]
+    out: Path | None = None
+    storage: str | None = None
+
+
+def split_args(command: str, args: Sequence[str]) -> Arguments:
+    """The parts of a command line. A run directory's name may hold `=`: an argument that is a
+    directory is one."""
+    found = Arguments([], [])
     for arg in args:
         if Path(arg).is_dir():
-            folders.append(Path(arg))
+            found.folders.append(Path(arg))
         elif arg.startswith("out="):
-            out = Path(arg[4:])
-            if out.exists() and not out.is_dir():
+            found.out = Path(arg[4:] or ".")
+            if found.out.exists() and not found.out.is_dir():
                 raise ConfigError(f"{arg}: a file; expected a directory for the {command}'s files")
+        elif arg.startswith("storage="):
+            found.storage = arg.removeprefix("storage=")
         elif "=" in arg:
-            selections.append(arg)
+            found.selections.append(arg)
         else:
             raise ConfigError(f"{command} {arg}: no such directory; expected a sweep or run dir")
-    if not folders:
+    if not found.folders:
         raise ConfigError(f"{command}: no directory given; expected a sweep or run directory")
-    return folders, selections, out
+    return found
 
 
 def output_dir(folders: Sequence[Path], out: Path | None) -> Path:
@@ -74,22 +89,38 @@ def output_dir(folders: Sequence[Path], out: Path | None) -> Path:
     return target
 
 
-def runs_of(folders: Sequence[Path]) -> dict[str, list[dict]]:
-    """Each folder's runs, by the folder as given."""
-    found = {}
+def runs_of(
+    folders: Sequence[Path], storage: str | None = None, once: bool = True
+) -> list[tuple[str, list]]:
+    """Each folder's runs, by the folder as given. With `once`, a run found under two of the
+    folders (one inside the other, or the same folder twice) is kept under the first only:
+    counted twice, it would pass for two seeds."""
+    found, seen = [], set()
     for folder in folders:
-        runs = read_runs(folder)
+        runs = read_runs(folder, storage)
         if not runs:
             raise FileNotFoundError(f"{folder}: no seglab runs (no {OVERRIDES_FILE}) below it")
-        found[str(folder)] = runs
+        own = [r for r in runs if not once or str(Path(r["run_dir"]).resolve()) not in seen]
+        seen.update(str(Path(r["run_dir"]).resolve()) for r in runs)
+        found.append((str(folder), own))
     return found
 
 
-def report(folders: str | Path | Sequence[str | Path], out: str | Path | None = None) -> str:
+def unread_studies(folders: Sequence[Path], storage: str | None) -> list[str]:
+    """A line for each Optuna search whose study the report does not read (runs.study_place)."""
+    places = [study_place(d, storage) for f in folders for d in sweep_dirs(f)]
+    return [note for _, note in places if note]
+
+
+def report(
+    folders: str | Path | Sequence[str | Path],
+    out: str | Path | None = None,
+    storage: str | None = None,
+) -> str:
     """Write the report of the runs under `folders` (one or several); return the printed
     text."""
     folders = [Path(folders)] if isinstance(folders, str | Path) else [Path(f) for f in folders]
-    runs = [r for found in runs_of(folders).values() for r in found]
+    runs = [r for _, found in runs_of(folders, storage) for r in found]
     target = output_dir(folders, Path(out) if out is not None else None)
     header, table = rows(runs)
     with open(target / REPORT_CSV, "w", newline="") as f:
@@ -99,8 +130,9 @@ def report(folders: str | Path | Sequence[str | Path], out: str | Path | None = 
     if seeds is not None:
         text += "\n" + markdown(*seeds)
     failed = failures(runs)
-    searches = search.summaries(folders, target)
+    searches = search.summaries(folders, target, storage)
     text += "".join("\n" + s.text() for s in searches)
+    text += "".join(f"\n{note}\n" for note in unread_studies(folders, storage))
     if failed:
         text += "\n" + failed
     (target / REPORT_MD).write_text(text)
@@ -123,33 +155,29 @@ def report(folders: str | Path | Sequence[str | Path], out: str | Path | None = 
 
 
 def report_command(args: Sequence[str]) -> None:
-    folders, selections, out = split_args("report", args)
-    if selections:
+    found = split_args("report", args)
+    if found.selections:
         raise ConfigError(
-            f"report {selections[0]}: not a directory; expected sweep or run directories and "
-            "out=DIR"
+            f"report {found.selections[0]}: not a directory; expected sweep or run directories, "
+            "out=DIR and storage=URL"
         )
     try:
-        print(report(folders, out), end="")
+        print(report(found.folders, found.out, found.storage), end="")
     except FileNotFoundError as err:
         raise ConfigError(str(err)) from None
 
 
 def compare_command(args: Sequence[str]) -> None:
-    folders, selections, out = split_args("compare", args)
+    found = split_args("compare", args)
     try:
-        found = runs_of(folders)
+        runs = runs_of(found.folders, found.storage, once=False)
     except FileNotFoundError as err:
         raise ConfigError(str(err)) from None
-    a, b = compare.sides(found, selections)
+    a, b = compare.sides(runs, found.selections)
     result, text = compare.comparison(a, b)
-    target = output_dir(folders, out)
+    target = output_dir(found.folders, found.out)
     (target / COMPARE_MD).write_text(text)
     with open(target / COMPARE_CSV, "w", newline="") as f:
-        csv.writer(f).writerows(
-            [
-                ["class", "A IoU", "B IoU", "B - A"],
-                *compare.per_class_differences(a, b),
-            ]
-        )
+        rows = [["class", "A IoU", "B IoU", "B - A"], *compare.per_class_differences(a, b)]
+        csv.writer(f).writerows([list(map(csv_cell, row)) for row in rows])
     print(f"{text}\nwritten: {target / COMPARE_MD}, {target / COMPARE_CSV}")

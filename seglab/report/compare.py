@@ -10,10 +10,11 @@ per-class IoU differences (means over seeds), largest first.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from seglab.errors import ConfigError
 from seglab.report.seed_statistics import Difference, difference
-from seglab.report.tables import SEED_KEY, markdown, setting, varying_keys
+from seglab.report.tables import SEED_KEY, markdown, markdown_text, plain, setting, varying_keys
 
 
 @dataclass
@@ -29,16 +30,35 @@ class Side:
         return [r for r in self.runs if r["mIoU"] is not None]
 
 
-def select(runs: list[dict], selection: str) -> list[dict]:
-    """The runs whose setting KEY has VALUE (`selection` is KEY=VALUE, as the table writes it)."""
+def same_value(written: str, value: str) -> bool:
+    """Whether a selection's value is a run's (as `setting` writes it): as text, or as numbers
+    (0.010, 1e-2 and 0.01 are one learning rate)."""
+    if written == value:
+        return True
+    try:
+        return float(written) == float(value)
+    except ValueError:
+        return False
+
+
+def select(runs: list[dict], selection: str, folder: str) -> list[dict]:
+    """The runs whose setting KEY has VALUE (`selection` is KEY=VALUE); none is refused in one
+    line with the values KEY has there."""
     key, _, value = selection.partition("=")
-    return [r for r in runs if setting(r, key) == value]
+    value = plain(value)
+    chosen = [r for r in runs if same_value(value, setting(r, key))]
+    if not chosen:
+        values = sorted({setting(r, key) for r in runs} - {""})
+        has = f"its runs have {key}={', '.join(values)}" if values else f"no run there sets {key}"
+        raise ConfigError(
+            f"compare: {folder} {selection}: no run matches it; {has} "
+            f"(settings that vary there: {', '.join(varying_keys(runs)) or 'none'})"
+        )
+    return chosen
 
 
 def check_one_configuration(side: Side) -> None:
     """A side whose runs differ in more than the seed is refused: its mean would mix them."""
-    if not side.runs:
-        raise ConfigError(f"compare: {side.name}: no run matches it")
     mixed = [k for k in varying_keys(side.runs) if k != SEED_KEY]
     if mixed:
         key = mixed[0]
@@ -86,9 +106,9 @@ def comparison(a: Side, b: Side) -> tuple[Difference, str]:
     for side in (a, b):
         check_one_configuration(side)
     result = difference([r["mIoU"] for r in a.finished], [r["mIoU"] for r in b.finished])
-    lines = [f"A: {a.name}", f"B: {b.name}"]
+    lines = [f"A: {markdown_text(a.name)}", f"B: {markdown_text(b.name)}"]
     apart = settings_apart(a, b)
-    lines += [f"  {key}: A {va}, B {vb}" for key, va, vb in apart] or [
+    lines += [markdown_text(f"  {key}: A {va}, B {vb}") for key, va, vb in apart] or [
         "  (no setting differs between A and B)"
     ]
     for label, side, stats in (("A", a, result.a), ("B", b, result.b)):
@@ -108,17 +128,27 @@ def comparison(a: Side, b: Side) -> tuple[Difference, str]:
     return result, text
 
 
-def sides(runs_of: dict[str, list[dict]], selections: list[str]) -> tuple[Side, Side]:
-    """The two sides: two directories, or one directory and two selections in it."""
+def sides(runs_of: list[tuple[str, list[dict]]], selections: list[str]) -> tuple[Side, Side]:
+    """The two sides: two directories, or one directory and two selections in it. Sides that
+    share a run are refused: a configuration compared with itself is no comparison."""
     if len(runs_of) == 2 and not selections:
-        (na, ra), (nb, rb) = runs_of.items()
-        return Side(na, ra, na), Side(nb, rb, nb)
-    if len(runs_of) == 1 and len(selections) == 2:
-        ((name, runs),) = runs_of.items()
-        first, second = (Side(f"{name} {s}", select(runs, s), name) for s in selections)
-        return first, second
-    raise ConfigError(
-        f"compare: {len(runs_of)} folder(s) and {len(selections)} selection(s); expected two "
-        "folders (`seglab compare A B`) or one folder and two KEY=VALUE selections "
-        "(`seglab compare SWEEP model=fcn_r50-d8 model=pspnet_r50-d8`)"
-    )
+        (na, ra), (nb, rb) = runs_of
+        a, b = Side(na, ra, na), Side(nb, rb, nb)
+    elif len(runs_of) == 1 and len(selections) == 2:
+        ((name, runs),) = runs_of
+        a, b = (Side(f"{name} {s}", select(runs, s, name), name) for s in selections)
+    else:
+        raise ConfigError(
+            f"compare: {len(runs_of)} folder(s) and {len(selections)} selection(s); expected two "
+            "folders (`seglab compare A B`) or one folder and two KEY=VALUE selections "
+            "(`seglab compare SWEEP model=fcn_r50-d8 model=pspnet_r50-d8`)"
+        )
+    shared = {str(Path(r["run_dir"]).resolve()) for r in a.runs} & {
+        str(Path(r["run_dir"]).resolve()) for r in b.runs
+    }
+    if shared:
+        raise ConfigError(
+            f"compare: A ({a.name}) and B ({b.name}) share {len(shared)} run(s), e.g. "
+            f"{min(shared)}; expected two configurations with runs of their own"
+        )
+    return a, b

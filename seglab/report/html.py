@@ -28,6 +28,8 @@ PAGE_SCRIPT = Path(__file__).with_name("page.js")
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src '{script}'"
 # how wide a prediction image is kept (its drawing side by side with others')
 PREDICTION_WIDTH = 360
+# pixels of the largest prediction drawing read (a drawing of an 8K image side by side: 66 M)
+LARGEST_PREDICTION = 70_000_000
 # the runs ticked when the page opens: the best finished ones
 TICKED = 3
 
@@ -63,6 +65,23 @@ def data_url(image: Path | bytes, width: int | None = None) -> str:
     return "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
 
 
+def shown_predictions(paths: list[Path]) -> list[dict[str, str]]:
+    """The predictions a run saved as the page shows them; an image that cannot be read (or
+    is larger than any drawing a run saves) is left out."""
+    from PIL import Image
+
+    shown = []
+    for path in paths:
+        try:
+            with Image.open(path) as picture:  # reads the header only
+                if picture.width * picture.height > LARGEST_PREDICTION:
+                    continue
+            shown.append({"name": _prediction_name(path), "src": data_url(path, PREDICTION_WIDTH)})
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return shown
+
+
 def _drawable(curve: list) -> list:
     """A curve's points with a finite value (a NaN loss is no point to draw)."""
     return [p for p in curve if isinstance(p[1], int | float) and math.isfinite(p[1])]
@@ -94,10 +113,7 @@ def page_data(runs: list[dict]) -> dict[str, Any]:
                 "loss": _drawable(r["loss_curve"]),
                 "miou": _drawable(r["miou_curve"]),
                 "per_class": r["per_class"],
-                "predictions": [
-                    {"name": _prediction_name(p), "src": data_url(p, PREDICTION_WIDTH)}
-                    for p in r["predictions"]
-                ],
+                "predictions": shown_predictions(r["predictions"]),
             }
             for i, (r, row, label, colour) in enumerate(
                 zip(runs, table, labels(runs), colours, strict=True)

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from omegaconf.errors import OmegaConfBaseException
 
 from seglab.masking import mask_overrides, mask_text
 from seglab.overrides import as_mapping
@@ -29,6 +28,7 @@ from seglab.run_dirs.files import (
     JOB_CONFIG_FILE,
     METRICS_FILE,
     MULTIRUN_FILE,
+    OPTUNA_DB,
     OVERRIDES_FILE,
     SCALARS_GLOB,
     SUMMARY_FILE,
@@ -54,26 +54,69 @@ def find_runs(root: Path) -> list[Path]:
     return sorted({p.parent.parent for p in root.glob(f"**/{OVERRIDES_FILE}")})
 
 
+# what a run directory's files may hold that the report cannot read: the run is a row that says
+# so, the others are reported
+UNREADABLE = (OSError, ValueError, TypeError, AttributeError, KeyError, yaml.YAMLError)
+
+
+def _file(path: Path, kind: type, default: Any = None) -> Any:
+    """A run's YAML or JSON file as data of `kind` (`default` when it is not there)."""
+    if not path.is_file():
+        if default is None:
+            raise ValueError(f"{path}: missing")
+        return default
+    data = (json.loads if path.suffix == ".json" else yaml.safe_load)(path.read_text())
+    data = kind() if data is None else data
+    if not isinstance(data, kind):
+        raise ValueError(f"{path}: expected a {'list' if kind is list else 'mapping'}")
+    return data
+
+
+def _scalars(path: Path) -> list[dict]:
+    """scalars.json's records; a line that is no JSON record (the last one of a run still
+    writing it) is left out."""
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records.append(_unprefixed(record))
+    return records
+
+
+def _wall(scalars: Path) -> float:
+    """Seconds from the start mmengine named its folder after to the last scalar written."""
+    try:
+        started = datetime.strptime(scalars.parent.parent.name, "%Y%m%d_%H%M%S").timestamp()
+    except ValueError:
+        return 0.0
+    return max(0.0, scalars.stat().st_mtime - started)
+
+
 def read_run(run_dir: Path, summary_jobs: dict[str, dict]) -> dict[str, Any]:
-    overrides = yaml.safe_load((run_dir / OVERRIDES_FILE).read_text()) or []
-    config = yaml.safe_load((run_dir / JOB_CONFIG_FILE).read_text()) or {}
-    hydra_file = run_dir / HYDRA_FILE
-    hydra = yaml.safe_load(hydra_file.read_text()) if hydra_file.is_file() else None
-    choices = ((hydra or {}).get("hydra") or {}).get("runtime", {}).get("choices") or {}
+    """A run as the report shows it; a run whose files cannot be read is a row that says why."""
+    try:
+        return _read_run(run_dir, summary_jobs)
+    except UNREADABLE as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return {**job_row({"run_dir": str(run_dir), "status": "unreadable"}), "error": reason}
+
+
+def _read_run(run_dir: Path, summary_jobs: dict[str, dict]) -> dict[str, Any]:
+    overrides = [str(o) for o in _file(run_dir / OVERRIDES_FILE, list)]
+    config = _file(run_dir / JOB_CONFIG_FILE, dict, {})
+    hydra = _file(run_dir / HYDRA_FILE, dict, {})
+    choices = ((hydra.get("hydra") or {}).get("runtime") or {}).get("choices") or {}
     train_cfg = config.get("train_cfg") or {}
-    metrics_file = run_dir / METRICS_FILE
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    metrics = _file(run_dir / METRICS_FILE, dict, {})
     loss, miou, wall = [], [], 0.0
     for scalars in sorted(run_dir.glob(SCALARS_GLOB)):
-        records = [
-            _unprefixed(json.loads(line))
-            for line in scalars.read_text().splitlines()
-            if line.strip()
-        ]
+        records = _scalars(scalars)
         loss += [(r["step"], r["loss"]) for r in records if "loss" in r]
         miou += [(r["step"], r["mIoU"]) for r in records if "mIoU" in r]
-        started = datetime.strptime(scalars.parent.parent.name, "%Y%m%d_%H%M%S").timestamp()
-        wall += max(0.0, scalars.stat().st_mtime - started)
+        wall += _wall(scalars)
     job = summary_jobs.get(str(run_dir.resolve()), {})
     error, trace = _error(run_dir, job)
     if error is not None:  # a message names values as they resolved: secrets masked
@@ -114,7 +157,7 @@ def job_row(job: dict) -> dict[str, Any]:
         "config": {},
         "choices": {},
         "status": job.get("status"),
-        "error": job.get("error") if job.get("status") == "failed" else None,
+        "error": job.get("error") if job.get("status") in ("failed", "unreadable") else None,
         "traceback": None,
         "mIoU": job.get("mIoU"),
         **dict.fromkeys(["best mIoU", "mAcc", "aAcc", "iter", "wall s"]),
@@ -140,64 +183,111 @@ def _error(run_dir: Path, job: dict) -> tuple[str | None, str | None]:
         return job["error"], path
     if path is None:
         return None, None
-    lines = [line for line in trace.read_text().splitlines() if line.strip()]
+    lines = [line for line in trace.read_text(errors="replace").splitlines() if line.strip()]
     return (lines[-1].strip() if lines else "failed"), path
 
 
-def summary_jobs(root: Path) -> dict[str, dict]:
-    """run directory -> its job in the sweep's summary, from every sweep at or below `root`."""
-    return {
-        str(Path(job["run_dir"]).resolve()): job for job in sweep_jobs(root) if job.get("run_dir")
-    }
-
-
-def sweep_jobs(root: Path) -> list[dict]:
+def sweep_jobs(root: Path, storage: str | None = None) -> list[dict]:
     """The jobs of every sweep at or below `root`: an Optuna search's from its study (every
     worker's trials as they stand now), another sweep's from its summary.json."""
     found = []
     for folder in sweep_dirs(root):
-        jobs = study_of_sweep(folder)
-        if jobs is None and (folder / SUMMARY_FILE).is_file():
-            jobs = json.loads((folder / SUMMARY_FILE).read_text()).get("jobs", [])
-        found += jobs or []
+        jobs = study_of_sweep(folder, storage)
+        if jobs is None:
+            summary = _file(folder / SUMMARY_FILE, dict, {"jobs": []}) if _readable(folder) else {}
+            jobs = [j for j in summary.get("jobs") or [] if isinstance(j, dict)]
+        found += [_here(job, folder) for job in jobs]
     return found
 
 
-def search_study(sweep_dir: Path) -> optuna.Study | None:
-    """The Optuna study a sweep directory's search used, or None (not an Optuna search, or its
-    study cannot be read from here: then its summary.json tells)."""
-    import sqlalchemy
-    from omegaconf import OmegaConf
+def _here(job: dict, sweep_dir: Path) -> dict:
+    """A job whose directory is in the sweep directory as it is here, named there: a sweep
+    copied or moved keeps the paths of where it ran in its summary and study."""
+    if job.get("run_dir"):
+        local = sweep_dir / Path(str(job["run_dir"])).name
+        if (local / OVERRIDES_FILE).is_file():
+            return {**job, "run_dir": str(local)}
+    return job
 
-    multirun = sweep_dir / MULTIRUN_FILE
-    if not multirun.is_file():
+
+def _readable(folder: Path) -> bool:
+    try:
+        _file(folder / SUMMARY_FILE, dict, {})
+    except UNREADABLE:
+        return False
+    return True
+
+
+def search_sweeper(sweep_dir: Path) -> dict | None:
+    """The Optuna sweeper's config a sweep directory's multirun.yaml records, or None."""
+    try:
+        recorded = _file(sweep_dir / MULTIRUN_FILE, dict, {})
+    except UNREADABLE:
         return None
-    sweeper = ((yaml.safe_load(multirun.read_text()) or {}).get("hydra") or {}).get("sweeper")
-    if not str((sweeper or {}).get("_target_", "")).endswith("SeglabOptunaSweeper"):
+    sweeper = (recorded.get("hydra") or {}).get("sweeper")
+    if not isinstance(sweeper, dict):
+        return None
+    return sweeper if str(sweeper.get("_target_", "")).endswith("SeglabOptunaSweeper") else None
+
+
+def study_place(sweep_dir: Path, storage: str | None) -> tuple[str | None, str | None]:
+    """(the storage URL to read a search's study from, or None; why it is not read).
+
+    The study in the sweep directory's own optuna.db is read when that file is there. A study
+    in a database the sweep names (`hydra.sweeper.storage`) is read only from a `storage=`
+    the report's own command line gives: a directory from elsewhere must not make the report
+    connect to a server it names, with the credentials this machine holds (PGPASSWORD, an
+    `${oc.env:...}` in the URL)."""
+    from seglab.masking import mask_text
+    from seglab.run.study_storage import storage_url
+
+    sweeper = search_sweeper(sweep_dir)
+    if sweeper is None:
+        return None, None
+    named = sweeper.get("storage")
+    if storage:
+        return storage_url(storage, sweep_dir), None
+    if not named:
+        own = sweep_dir / OPTUNA_DB
+        return (storage_url(None, sweep_dir), None) if own.is_file() else (None, None)
+    return None, (
+        f"{sweep_dir.name}: its study is in the database the sweep names "
+        f"({mask_text(named)}), read from summary.json instead; to read the study, name the "
+        "database: storage=URL"
+    )
+
+
+def search_study(sweep_dir: Path, storage: str | None = None) -> optuna.Study | None:
+    """The Optuna study a sweep directory's search used, or None (not an Optuna search, or its
+    study is not read from here: then its summary.json tells)."""
+    import sqlalchemy
+
+    url, _ = study_place(sweep_dir, storage)
+    if url is None:
         return None
     from optuna import load_study
 
     from seglab.run.hparam_search import quiet_optuna
-    from seglab.run.study_storage import storage_url, study_name
+    from seglab.run.study_storage import study_name
 
-    storage = sweeper.get("storage")
+    sweeper = search_sweeper(sweep_dir) or {}
     try:
-        if storage:  # as written: `${oc.env:VAR}` is read here
-            storage = OmegaConf.create({"url": storage}).url
         with quiet_optuna():
             return load_study(
-                study_name=study_name({**sweeper, "storage": storage}, sweep_dir),
-                storage=storage_url(storage, sweep_dir),
+                study_name=study_name(
+                    {**sweeper, "storage": sweeper.get("storage") or storage}, sweep_dir
+                ),
+                storage=url,
             )
-    except (KeyError, sqlalchemy.exc.SQLAlchemyError, OmegaConfBaseException):
+    except (KeyError, sqlalchemy.exc.SQLAlchemyError):
         return None
 
 
-def study_of_sweep(sweep_dir: Path) -> list[dict] | None:
+def study_of_sweep(sweep_dir: Path, storage: str | None = None) -> list[dict] | None:
     """The jobs of the Optuna study a sweep directory's search used, or None."""
     from seglab.run.hparam_search import study_jobs
 
-    study = search_study(sweep_dir)
+    study = search_study(sweep_dir, storage)
     return None if study is None else study_jobs(study)
 
 
@@ -222,13 +312,13 @@ def predictions(run_dir: Path) -> list[Path]:
     return sorted(p for step, p in latest.values() if step == last)[:PREDICTIONS_SHOWN]
 
 
-def read_runs(root: Path) -> list[dict]:
+def read_runs(root: Path, storage: str | None = None) -> list[dict]:
     """Every run at or below `root`, as `read_run` reads it, and a row for each job of its
     sweeps whose directory is not here (an Optuna trial of a worker on another machine). Each
     run records the `root` it was found under (its `source` in a report of several)."""
-    jobs = sweep_jobs(root)
-    by_dir = {str(Path(j["run_dir"]).resolve()): j for j in jobs if j.get("run_dir")}
+    jobs = sweep_jobs(root, storage)
+    by_dir = {str(Path(str(j["run_dir"])).resolve()): j for j in jobs if j.get("run_dir")}
     runs = [read_run(d, by_dir) for d in find_runs(root)]
     here = {str(r["run_dir"].resolve()) for r in runs}
-    elsewhere = [j for j in jobs if str(Path(j.get("run_dir") or "?").resolve()) not in here]
+    elsewhere = [j for j in jobs if str(Path(str(j.get("run_dir") or "?")).resolve()) not in here]
     return [{**r, "source": root} for r in runs + [job_row(j) for j in elsewhere]]

@@ -35,11 +35,12 @@ class SearchSummary:
         return "\n".join(lines) + "\n"
 
 
-def summaries(roots: list[Path], out: Path) -> list[SearchSummary]:
-    """A summary of every Optuna search at or below `roots`, its figures written in `out`
-    (named after the search when there are several)."""
+def summaries(roots: list[Path], out: Path, storage: str | None = None) -> list[SearchSummary]:
+    """A summary of every Optuna search at or below `roots` whose study is read from here (see
+    runs.study_place), its figures written in `out` (named after the search when there are
+    several)."""
     found = [d for root in roots for d in sweep_dirs(root)]
-    studies = [(d, search_study(d)) for d in found]
+    studies = [(d, search_study(d, storage)) for d in found]
     studies = [(d, s) for d, s in studies if s is not None]
     return [summary(d, s, out, prefix=f"{d.name}_" if len(studies) > 1 else "") for d, s in studies]
 

@@ -26,7 +26,7 @@ def setting(run: dict, key: str) -> str:
     """The value `key` had in `run`: its override as printed, else its group choice or its
     value in the run's composed config ("" where it has none; secrets are not read)."""
     if key in run["overrides"]:
-        return _plain(run["overrides"][key])
+        return plain(run["overrides"][key])
     if key in run["choices"]:
         return str(run["choices"][key])
     if looks_secret(key):
@@ -36,10 +36,10 @@ def setting(run: dict, key: str) -> str:
         if not isinstance(node, dict) or part not in node:
             return ""
         node = node[part]
-    return _plain(node)
+    return plain(node)
 
 
-def _plain(value: Any) -> str:
+def plain(value: Any) -> str:
     """A value as one text whether it was typed (`false`, `0.50`) or read from a config
     (False, 0.5), so that equal values compare equal."""
     if isinstance(value, str):
@@ -126,11 +126,15 @@ def markdown(header: list[str], table: list[list[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_text(text: str) -> str:
+    """Text from a run (a value, a directory, an error) as Markdown shows it: HTML in it (a
+    Markdown viewer would render it) written as text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def markdown_cell(value: Any) -> str:
-    """A cell as Markdown shows it and nothing more: a `|` does not end it, and HTML in a run's
-    value (a Markdown viewer would render it) is written as text."""
-    text = cell_text(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("|", "\\|").replace("\n", " ")
+    """A cell as Markdown shows it and nothing more: a `|` does not end it, HTML is text."""
+    return markdown_text(cell_text(value)).replace("|", "\\|").replace("\n", " ")
 
 
 def csv_cell(value: Any) -> Any:
@@ -171,9 +175,11 @@ def failures(runs: list[dict]) -> str:
     """One line per failed run: its number in the table, its directory, the last line of its
     error and where its full traceback is."""
     lines = [
-        f"- {i}: {r['run_dir']}: {r['error']}"
-        + (f" (traceback: {r['traceback']})" if r["traceback"] else "")
+        markdown_text(
+            f"- {i}: {r['run_dir']}: {r['error']}"
+            + (f" (traceback: {r['traceback']})" if r["traceback"] else "")
+        )
         for i, r in enumerate(ordered(runs), 1)
-        if r["status"] == "failed"
+        if r["status"] in ("failed", "unreadable")
     ]
     return "failed runs:\n" + "\n".join(lines) + "\n" if lines else ""
