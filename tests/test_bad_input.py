@@ -325,3 +325,23 @@ def test_a_class_count_without_class_names_names_the_key_that_sets_both(capsys, 
     assert "has 2 classes (background, foreground)" in line and "dataset.classes=[" in line
     args = ["experiment=demo", "dataset=custom", f"dataset.data_root={root}"]
     check_class_counts(export_config([*args, "dataset.classes=[road,car,person]"]))
+
+
+@pytest.mark.train
+def test_a_number_read_from_the_environment_names_oc_decode_which_trains(capsys, monkeypatch):
+    """`${oc.env:VAR}` gives text: the line names the key the user set (not a place that
+    interpolates it) and the `${oc.decode:...}` form, which trains."""
+    from pathlib import Path
+
+    from seglab.cli import main
+    from tests.helpers.commands import QUICK
+
+    monkeypatch.setenv("SEGLAB_TEST_ITERS", "2")
+    quick = [o for o in QUICK if not o.startswith("train_cfg.")]
+    line = error_line([*quick, "train_cfg.max_iters=${oc.env:SEGLAB_TEST_ITERS}"], capsys)
+    assert line.startswith("seglab: error: train_cfg.max_iters=")
+    suggested = line.split("(an environment variable is text: set ", 1)[1].rstrip(")")
+    assert suggested == "train_cfg.max_iters='${oc.decode:${oc.env:SEGLAB_TEST_ITERS}}'"
+    main([*quick, "train_cfg.val_interval=2", suggested])
+    (run_dir,) = Path("outputs/runs").iterdir()
+    assert (run_dir / "iter_2.pth").is_file()

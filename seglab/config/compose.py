@@ -69,6 +69,8 @@ def check_group_choices(overrides: Sequence[str], conf_dir: Path = CONF_DIR) -> 
             if override.is_sweep_override()
             else [override.value()]
         )
+        # a list picks several options of one group: `logger=[wandb,tensorboard]`
+        values = [v for value in values for v in (value if isinstance(value, list) else [value])]
         for value in values:
             if value is None and group == "experiment":
                 continue

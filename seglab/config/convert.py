@@ -23,7 +23,8 @@ from seglab.config.resolvers import register_resolvers
 from seglab.errors import ConfigError
 
 # Keys of the composed config that are seglab's, not mmengine's.
-SEGLAB_KEYS = ("hydra", "dataset", "wandb")
+# (the experiment trackers' settings: logger=wandb, mlflow, tensorboard)
+SEGLAB_KEYS = ("hydra", "dataset", "wandb", "mlflow", "tensorboard")
 # Top-level keys read by mmengine's Runner or mmseg that parity.RUNNER_KEYS leaves out (they
 # name the run, or mmseg's inference API reads them): a command line may add them.
 READ_ALSO = ("work_dir", "launcher", "randomness", "experiment_name", "strategy", "test_pipeline")
@@ -126,7 +127,7 @@ def run_config(cfg: DictConfig, reference: DictConfig | None = None) -> Config:
         mismatches: list[Mismatch] = []
         resolved = conform(resolved, reference_container(reference, resolved), (), mismatches)
         if mismatches:
-            raise ConfigError(_message(_where_set(mismatches, cfg)))
+            raise ConfigError(_message(*_where_set(mismatches, cfg)))
     # precision and loader.* in mmseg's own form; channels_last and compile come later
     speed.to_mmseg_form(resolved)
     pretrained.apply_switch(resolved)  # pretrained=false: the model without its weights files
@@ -203,22 +204,32 @@ def conform(value: Any, reference: Any, path: tuple, mismatches: list[Mismatch])
     return value
 
 
-def _where_set(mismatches: list[Mismatch], cfg: DictConfig) -> Mismatch:
-    """The mismatch at the key the user set, not at a place that interpolates it."""
+ENV_READ = re.compile(r"\$\{oc\.env:([^}]*)\}")
+
+
+def _written(path: tuple, unresolved: Any) -> Any:
+    """What the config holds at `path` before it resolves."""
+    node = unresolved
+    for key in path:
+        if isinstance(node, str):
+            break
+        node = node[key]
+    return node
+
+
+def _where_set(mismatches: list[Mismatch], cfg: DictConfig) -> tuple[Mismatch, str | None]:
+    """The mismatch at the key the user set, not at a place that interpolates it (a key set to
+    an environment variable's `${oc.env:...}` is where it was set); and that text, if so."""
     unresolved = OmegaConf.to_container(cfg, resolve=False)
-
-    def interpolated(path: tuple) -> bool:
-        node = unresolved
-        for key in path:
-            if isinstance(node, str):
-                break
-            node = node[key]
-        return isinstance(node, str) and "${" in node
-
-    return next((m for m in mismatches if not interpolated(m[0])), mismatches[0])
+    written = [(m, _written(m[0], unresolved)) for m in mismatches]
+    for mismatch, node in written:
+        if isinstance(node, str) and ENV_READ.search(node):
+            return mismatch, node
+    plain = (m for m, node in written if not (isinstance(node, str) and "${" in node))
+    return next(plain, mismatches[0]), None
 
 
-def _message(mismatch: Mismatch) -> str:
+def _message(mismatch: Mismatch, env_read: str | None = None) -> str:
     path, value, reference, problem = mismatch
     key = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path).lstrip(".")
     if problem == "length":
@@ -226,7 +237,12 @@ def _message(mismatch: Mismatch) -> str:
             f"{key}={list(value)!r}: expected {len(reference)} values like "
             f"{list(reference)!r}, got {len(value)}"
         )
-    return f"{key}={value!r}: expected {_kind(reference)} like {reference!r}, got {_kind(value)}"
+    line = f"{key}={value!r}: expected {_kind(reference)} like {reference!r}, got {_kind(value)}"
+    if env_read and isinstance(value, str) and not isinstance(reference, str):
+        # oc.env gives text; oc.decode reads it as YAML reads a value (a number, a list, ...)
+        decoded = ENV_READ.sub(lambda m: f"${{oc.decode:${{oc.env:{m[1]}}}}}", env_read)
+        line += f" (an environment variable is text: set {key}='{decoded}')"
+    return line
 
 
 def write_config(cfg: Config, path: str | Path, header: str = "") -> Path:

@@ -14,7 +14,7 @@ from mmengine.registry import HOOKS, LOOPS, VISBACKENDS, Registry
 from mmseg.registry import METRICS, TRANSFORMS
 
 from seglab import checkpoint_loading
-from seglab.run import hooks, preemption, wandb_logging
+from seglab.run import hooks, mlflow_logging, preemption, tensorboard_logging, wandb_logging
 from seglab.run.data_loading import CHECKED_LOADING, CheckedLoading
 from seglab.run.metrics import PerClassIoUMetric
 
@@ -44,6 +44,8 @@ def register_with_mmengine() -> None:
     for hook in SEGLAB_HOOKS:
         register_class(HOOKS, hook)
     register_class(VISBACKENDS, wandb_logging.SeglabWandbVisBackend)
+    register_class(VISBACKENDS, mlflow_logging.SeglabMLflowVisBackend)
+    register_class(VISBACKENDS, tensorboard_logging.SeglabTensorboardVisBackend)
     register_class(LOOPS, preemption.MidEpochResumingLoop)
     register_class(METRICS, PerClassIoUMetric)
     register_class(TRANSFORMS, CheckedLoading, CHECKED_LOADING)

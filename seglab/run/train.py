@@ -37,8 +37,10 @@ from seglab.run.console import SeglabRunner, warnings_to_run_log
 from seglab.run.distributed import launch_rank
 from seglab.run.hparam_search import TRIAL_ENV
 from seglab.run.loader_workers import fit_loader_workers
+from seglab.run.mlflow_logging import check_tracking_server
 from seglab.run.registry import register_with_mmengine
-from seglab.run.runner_config import add_runner_only
+from seglab.run.runner_config import TRACKER_ADDITIONS, add_runner_only
+from seglab.run.tracking import TrackedRun
 from seglab.run_dirs.files import CONFIG_FILE, METRICS_FILE
 from seglab.run_dirs.lock import drop_if_not_a_run, hold, release
 from seglab.run_dirs.names import job_sweep_name
@@ -51,6 +53,7 @@ from seglab.run_dirs.resume import (
 )
 
 LOG_TIMES = 5  # a run prints its loss at least this often, however short
+TRACKERS = tuple(TRACKER_ADDITIONS)  # their config nodes: `wandb`, `mlflow`, `tensorboard`
 LOGGER_KEYS = {"default_hooks", "default_hooks.logger", "default_hooks.logger.interval"}
 # how often an Optuna trial's job looks whether its earlier job has let its directory go
 TRIAL_WAIT_S = 2
@@ -83,6 +86,7 @@ def prepare_run(
         mm_cfg, precision_switch=speed.precision_switch(cfg), compile=bool(cfg.get("compile"))
     )
     mm_cfg.work_dir = str(run_dir)
+    tracking = tracked_run(cfg, run_dir, choices, job)  # an unreachable server: refused here
     # fitted to this run before the export, so that plain mmseg trains it alike
     logging = fit_log_interval(mm_cfg, job.keys)
     schedule = fit_schedule(mm_cfg, job.keys, reference)
@@ -101,7 +105,7 @@ def prepare_run(
         switches=cfg,
         run_dir=run_dir,
         checkpoint=checkpoint,
-        wandb=wandb_settings(cfg, run_dir, choices, job) if cfg.get("wandb") else None,
+        tracking=tracking,
     )
     if launcher_changes and launch_rank() == 0:
         print(f"seglab: distributed on CPU processes: {', '.join(launcher_changes)}", flush=True)
@@ -143,13 +147,22 @@ def export_header(run_dir: Path, job: JobOverrides, changes: Sequence[str | None
     )
 
 
-def wandb_settings(
+def tracked_run(
     cfg: DictConfig, run_dir: Path, choices: Mapping[str, str | None], job: JobOverrides
-) -> dict:
-    """What seglab's wandb backend needs beyond the config (seglab/run/wandb_logging.py)."""
+) -> TrackedRun | None:
+    """What the experiment trackers the config turns on (`logger=wandb`, `mlflow`,
+    `tensorboard`, or a list of them) need beyond it (seglab/run/tracking.py); None for none.
+    An MLflow server that does not answer is a ConfigError, before anything is written."""
+    settings = {
+        name: OmegaConf.to_container(cfg[name], resolve=True) for name in TRACKERS if cfg.get(name)
+    }
+    if not settings:
+        return None
+    if "mlflow" in settings:
+        check_tracking_server(settings["mlflow"])
     sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
-    return dict(
-        wandb_cfg=OmegaConf.to_container(cfg.wandb, resolve=True),
+    return TrackedRun(
+        settings=settings,
         hydra_config=mask_env_values(to_container(cfg), OmegaConf.to_container(cfg)),
         overrides=list(job.masked),
         run_dir=run_dir,

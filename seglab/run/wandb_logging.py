@@ -14,14 +14,12 @@ visualizer when `logger=wandb`; the exported config stays pure mmseg):
 - runs offline into the run directory when there is no API key, and falls back to offline
   when wandb cannot start online, so a missing network never stops training;
 - names the wandb run after the run directory, so a resumed run continues the same wandb run.
+What it logs and how it is masked is shared with MLflow and TensorBoard (seglab/run/tracking.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,9 +27,15 @@ from typing import Any
 from mmengine.hooks import Hook
 from mmengine.visualization.vis_backend import WandbVisBackend, force_init_env
 
-from seglab.masking import known_secrets, looks_secret, mask_found, mask_overrides, masked_argv
-
-PER_CLASS = re.compile(r"^val/(IoU|Acc)\.(.+)$")
+from seglab.masking import masked_argv
+from seglab.run.tracking import (  # noqa: F401  (without_secrets: seglab's API here too)
+    TrackedRun,
+    group_choices,
+    per_class,
+    run_id,
+    tracked_config,
+    without_secrets,
+)
 
 
 def wandb_mode(requested: str | None = None) -> str:
@@ -45,47 +49,6 @@ def wandb_mode(requested: str | None = None) -> str:
         netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
     )
     return "online" if has_key else "offline"
-
-
-def without_secrets(node: Any, found: dict[str, str] | None = None) -> Any:
-    """`node` minus every mapping entry whose key looks like a credential, and with every
-    secret seglab knows of (masking.known_secrets: the command's) and every URL credential
-    masked in its texts."""
-    if found is None:
-        found = known_secrets()
-    if isinstance(node, dict):
-        return {k: without_secrets(v, found) for k, v in node.items() if not looks_secret(str(k))}
-    if isinstance(node, list):
-        return [without_secrets(v, found) for v in node]
-    if isinstance(node, tuple):
-        return tuple(without_secrets(v, found) for v in node)
-    if isinstance(node, str):
-        return mask_found(node, found)
-    return node
-
-
-def git_commit(cwd: str | os.PathLike = ".") -> str | None:
-    """The commit of the user's project (the working directory), `+dirty` if it has changes."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{commit}+dirty" if dirty else commit
-
-
-def run_id(run_dir: str | os.PathLike) -> str:
-    """The wandb run id of a run directory: the same directory, the same wandb run."""
-    return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
 
 
 # every metric against the training iteration; the best validation mIoU in the summary
@@ -144,15 +107,11 @@ class SeglabWandbVisBackend(WandbVisBackend):
     @force_init_env
     def add_scalars(self, scalar_dict: dict, step: int = 0, file_path=None, **kwargs: Any) -> None:
         row: dict[str, Any] = {**scalar_dict, "iter": step}
-        per_class: dict[str, dict[str, float]] = {}
-        for key, value in scalar_dict.items():
-            match = PER_CLASS.match(key)
-            if match:
-                per_class.setdefault(match[2], {})[match[1]] = value
-        if per_class:
+        classes = per_class(scalar_dict)
+        if classes:
             row["val/per_class"] = self._wandb.Table(
                 columns=["class", "IoU", "Acc"],
-                data=[[c, v.get("IoU"), v.get("Acc")] for c, v in per_class.items()],
+                data=[[c, v.get("IoU"), v.get("Acc")] for c, v in classes.items()],
             )
         self._wandb.log(row)
 
@@ -205,45 +164,27 @@ class WandbPredictionsHook(Hook):
             wandb.log({"val/predictions": self._images, "iter": runner.iter})
 
 
-def wandb_additions(
-    mm_cfg,
-    wandb_cfg: dict,
-    hydra_config: dict,
-    overrides: list[str],
-    run_dir: Path,
-    choices: dict,
-    sweep: str | None,
-) -> None:
-    """Turn wandb on for this Runner: the backend, hierarchical metric names, the images hook."""
+def wandb_additions(mm_cfg, wandb_cfg: dict, run: TrackedRun) -> None:
+    """Turn wandb on for this Runner: the backend and the images hook."""
     tags = [*wandb_cfg.get("tags", [])] + [
-        f"{group}:{choices[group]}"
-        for group in ("experiment", "model", "dataset")
-        if choices.get(group)
+        f"{group}:{option}" for group, option in group_choices(run.choices).items()
     ]
     init_kwargs = {
         "project": wandb_cfg.get("project"),
         "entity": wandb_cfg.get("entity"),
         "mode": wandb_cfg.get("mode"),
         "save_code": bool(wandb_cfg.get("save_code", False)),
-        "id": run_id(run_dir),
+        "id": run_id(run.run_dir),
         "resume": "allow",
-        "name": run_dir.name,
-        "group": sweep,
+        "name": run.run_dir.name,
+        "group": run.sweep,
         "tags": tags,
-        "config": without_secrets(
-            {
-                "hydra_config": hydra_config,
-                "overrides": mask_overrides(overrides),
-                "git_commit": git_commit(),
-            }
-        ),
+        "config": tracked_config(run.hydra_config, run.overrides),
     }
     mm_cfg.visualizer.vis_backends = [
         *mm_cfg.visualizer.get("vis_backends", []),
         dict(type="SeglabWandbVisBackend", init_kwargs=init_kwargs),
     ]
-    # train/... and val/... names (mmengine's own option), as wandb users expect
-    mm_cfg.log_processor = {**mm_cfg.get("log_processor", {}), "log_with_hierarchy": True}
     if wandb_cfg.get("log_images"):
         mm_cfg.custom_hooks.append(
             dict(type="WandbPredictionsHook", num_images=int(wandb_cfg["log_images"]))

@@ -9,12 +9,15 @@ A run directory (`outputs/runs/NAME`, a sweep's `outputs/sweeps/NAME/JOB`):
                          (epoch_N.pth in an epoch-based run, schedule=epochs)
     TIMESTAMP/vis_data/scalars.json mmengine's loss and validation curves
     test/, test_metrics.json, test_metrics_tta.json    `seglab test` (its logs, its metrics)
+    deploy/model.onnx, deploy/preprocess.json   `seglab deploy`'s export (out= elsewhere)
     traceback.txt        a failed job's full traceback
+    tensorboard/         TensorBoard's event files (`logger=tensorboard`), every session's
     .seglab-lock         the lock its training process holds
 A sweep directory (`outputs/sweeps/NAME`):
     multirun.yaml, summary.json, best.yaml (an Optuna search), optuna.db and optuna.db.lock
     (its default storage, and the lock of the worker that searches it),
-    report.csv, report.md, report.png (`seglab report`)
+    report.csv, report.md, report.png (`seglab report`),
+    .seglab-mlflow.lock  held while a job finds or makes the sweep's MLflow parent run
 """
 
 HYDRA_DIR = ".hydra"
@@ -31,9 +34,12 @@ SCALARS_GLOB = "*/vis_data/scalars.json"
 TEST_DIR = "test"
 TEST_METRICS_FILE = "test_metrics.json"
 TEST_METRICS_TTA_FILE = "test_metrics_tta.json"
+DEPLOY_DIR = "deploy"  # `seglab deploy`'s model.onnx and preprocess.json, by default
 # a failed job's full traceback, beside its log (RunDirCallback.on_job_end)
 TRACEBACK_FILE = "traceback.txt"
 LOCK_FILE = ".seglab-lock"
+TENSORBOARD_DIR = "tensorboard"
+MLFLOW_SWEEP_LOCK = ".seglab-mlflow.lock"
 
 MULTIRUN_FILE = "multirun.yaml"
 SUMMARY_FILE = "summary.json"

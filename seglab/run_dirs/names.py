@@ -38,7 +38,7 @@ READABLE = 80
 
 # keys that change how a run reports, saves or loads, not what it learns: named last
 HOUSEKEEPING = re.compile(
-    r"^(default_hooks|log_processor|log_level|env_cfg|visualizer|wandb)(\.|$)"
+    r"^(default_hooks|log_processor|log_level|env_cfg|visualizer|wandb|mlflow|tensorboard)(\.|$)"
     r"|(^|\.)(num_workers|persistent_workers|pin_memory|val_interval)$"
 )
 
