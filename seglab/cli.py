@@ -1,4 +1,4 @@
-"""The `seglab` command: train, export, report, test, infer, env (see USAGE)."""
+"""The `seglab` command: train, export, report, test, infer, deploy, env (see USAGE)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ USAGE = """usage: seglab [train] [HYDRA_FLAGS] [OVERRIDES]  train (same as pytho
        seglab compare A B [out=DIR]               two configurations over seeds: beyond noise?
        seglab test run_dir=DIR [checkpoint=PATH] [tta=true] [show_dir=PATH] [KEY=VALUE ...]
        seglab infer checkpoint=PATH image=PATH out=DIR [device=cuda:0] [config=PATH]
+       seglab infer model=DIR/model.onnx image=PATH out=DIR [device=cuda]  an exported model
+       seglab deploy RUN_DIR [out=DIR] [images=PATH] [tolerance=0.001]  model.onnx, checked
        seglab list [PATTERN ...]                  upstream's configs, as experiment=FAMILY/NAME
        seglab import FILE.py [out=PATH]           a mmseg config of your own as an experiment
        seglab data prepare NAME SOURCE [out=DIR]   a public data set's downloads, converted
@@ -49,7 +51,13 @@ COMMAND_HELP = {
     "(test_dataloader.batch_size=4); +KEY=VALUE adds one it lacks.",
     "infer": "image= is one image or a folder of them. Writes out/NAME.png (overlay) and\n"
     "out/NAME_labels.png (class index per pixel) per image. config= defaults to the\n"
-    "checkpoint's folder's config.py; opacity=0.5 is the overlay's.",
+    "checkpoint's folder's config.py; opacity=0.5 is the overlay's. model=DIR/model.onnx\n"
+    "(seglab deploy's) runs it on ONNX Runtime instead, with DIR/preprocess.json.",
+    "deploy": "Writes OUT/model.onnx (default OUT: RUN_DIR/deploy; torch's ONNX exporter) and\n"
+    "OUT/preprocess.json, once the graph segments sample images of the run's validation set\n"
+    "(images=PATH: yours) as the PyTorch model does: max |logit difference| at most\n"
+    "tolerance=0.001 of the logit range and classes agreeing on agreement=0.999 of the pixels.\n"
+    "checkpoint=PATH: another than the run's last; format=onnx is the only format.",
     "list": "Each PATTERN is a part of the name that must appear (segformer ade20k). Columns:\n"
     "upstream's mIoU, crop, iterations, training memory per GPU, what a run needs, and\n"
     "whether its pretrained weights are downloaded when it starts (pretrained=false: none).",
@@ -206,7 +214,15 @@ def evaluate_command(args: Sequence[str]) -> None:
 
 
 def infer_command(args: Sequence[str]) -> None:
-    from seglab.evaluate import infer_command as run
+    if any(a.startswith("model=") for a in args):  # an exported model.onnx (seglab deploy)
+        from seglab.deploy.command import infer_onnx_command as run
+    else:
+        from seglab.evaluate import infer_command as run
+    run(args)
+
+
+def deploy_command(args: Sequence[str]) -> None:
+    from seglab.deploy.command import deploy_command as run
 
     run(args)
 
@@ -218,6 +234,7 @@ COMMANDS = {
     "compare": compare_command,
     "test": evaluate_command,
     "infer": infer_command,
+    "deploy": deploy_command,
     "list": list_command,
     "import": import_command,
     "data": data_command,

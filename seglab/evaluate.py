@@ -560,7 +560,7 @@ def infer_command(args: Sequence[str]) -> list[Path]:
         if not path.exists():
             raise ConfigError(f"{key}={str(path)!r} does not exist")
     device = check_device(options.get("device", "cpu"))
-    opacity = _opacity(options.get("opacity", "0.5"))
+    opacity = opacity_option(options.get("opacity", "0.5"))
     images = images_to_segment(image)
     names = output_names(images)
     out = Path(options["out"])
@@ -608,7 +608,8 @@ def check_out(out: Path, image: Path, names: Sequence[tuple[str, str]]) -> Writt
     return record
 
 
-def _opacity(value: str) -> float:
+def opacity_option(value: str) -> float:
+    """`opacity=`: a number from 0 to 1 (seglab infer, of a checkpoint or of model.onnx)."""
     try:
         opacity = float(value)
     except ValueError:

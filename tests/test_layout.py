@@ -17,7 +17,7 @@ from seglab import REPO
 
 # a wing -> the wings and top-level ground it may import (itself always)
 GROUND = "ground"  # errors, masking, overrides, tree, checkpoint_loading, run_dirs/
-COMMANDS = "commands"  # cli, evaluate, drawings, __main__
+COMMANDS = "commands"  # cli, evaluate, drawings, __main__, deploy/
 MAY_IMPORT = {
     GROUND: {GROUND},
     "config": {GROUND},
@@ -30,7 +30,8 @@ MAY_IMPORT = {
     "plugins": {GROUND, "checks", "run"},
 }
 GROUND_MODULES = {"errors", "masking", "overrides", "tree", "checkpoint_loading", "run_dirs"}
-COMMAND_MODULES = {"cli", "evaluate", "drawings", "__main__"}
+# deploy/ reuses evaluate's checks and drawing, and only cli imports it: it sits with them
+COMMAND_MODULES = {"cli", "evaluate", "drawings", "__main__", "deploy"}
 
 
 def module_name(path: Path) -> str:
@@ -96,7 +97,7 @@ def private(name: str) -> bool:
 
 
 def test_every_module_belongs_to_a_wing_whose_init_says_what_it_may_import():
-    for folder in ("config", "checks", "run", "zoo", "data", "report", "run_dirs"):
+    for folder in ("config", "checks", "run", "zoo", "data", "report", "run_dirs", "deploy"):
         doc = ast.get_docstring(ast.parse((REPO / "seglab" / folder / "__init__.py").read_text()))
         assert doc and "May import:" in doc, f"seglab/{folder}/__init__.py: no import rule"
     assert {wing(m) for m in MODULES} == set(MAY_IMPORT)

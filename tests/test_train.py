@@ -64,6 +64,7 @@ def test_resume_continues_in_the_same_directory(trained_run_copy):
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # over four minutes on 2 cores
 def test_demo_learns_the_shapes():
     """`make demo`'s run: mIoU >= 70 (mmseg reports percent) on the validation split."""
     run_dir = train(["experiment=demo"])
