@@ -36,7 +36,7 @@ test: install
 	  || [ $$? -eq 5 ]
 
 # the trainings make test leaves out to stay within 35 minutes on 2 cores (the demo to its
-# target, four of seglab deploy's six families): about 10 minutes more; .ci/run runs it too
+# target, the four slowest zoo families, five of seglab deploy's six): .ci/run runs it too
 test-extended: install
 	$(PY) -m pytest -m "extended" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 

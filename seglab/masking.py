@@ -283,6 +283,12 @@ def override_secrets(override: str) -> dict[str, str]:
     return found
 
 
+def forget_secrets() -> None:
+    """Forget what `remember_secrets` kept (a process that runs several commands, e.g. tests,
+    one after another: a value secret to one is not to the next)."""
+    _remembered.clear()
+
+
 def remember_secrets(overrides: Iterable[str]) -> None:
     """Keep the secrets of `overrides` for every later `mask_text` of this process."""
     for override in overrides:

@@ -32,6 +32,9 @@ def _clear_global_state() -> None:
 
     for singleton in (Visualizer, MMLogger, MessageHub, DefaultScope):
         singleton._instance_dict.clear()
+    from seglab.masking import forget_secrets
+
+    forget_secrets()  # an `${oc.env:...}` value of one test ("2") is no secret to the next
 
 
 def _cache(tmp_path_factory) -> str:
