@@ -191,6 +191,17 @@ def external_data(path: Path) -> None:
     )
 
 
+def external_constant(path: Path) -> None:
+    """A Constant node whose value is to be read from a file outside the model."""
+    model = onnx.load(str(path))
+    value = helper.make_tensor("leak", onnx.TensorProto.UINT8, [4], [0, 0, 0, 0])
+    value.ClearField("int32_data")
+    value.data_location = onnx.TensorProto.EXTERNAL
+    value.external_data.add(key="location", value="../../etc/hostname")
+    model.graph.node.append(helper.make_node("Constant", [], ["leaked"], value=value))
+    onnx.save(model, str(path))
+
+
 def custom_operator(path: Path) -> None:
     model = onnx.load(str(path))
     model.graph.node[0].op_type, model.graph.node[0].domain = "Evil", "com.example.evil"
@@ -217,6 +228,7 @@ BAD_MODELS = {
         "its input is named 'pixels', but its preprocess.json says input_name='image'",
     ),
     "external weights": (external_data, "keeps weights in other files (external data)"),
+    "external constant": (external_constant, "keeps weights in other files (external data)"),
     "not onnx": (lambda p: p.write_bytes(b"\x08\xff\xff\xff garbage"), "cannot be read as an"),
     "custom operator": (custom_operator, "ONNX Runtime cannot load it"),
 }

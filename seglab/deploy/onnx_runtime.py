@@ -9,6 +9,7 @@ not have is an error, not a library to load) and the graph's weights must lie in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,21 @@ def _dims(value) -> list[int | str]:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in shape.dim]
 
 
+def graph_tensors(graph) -> Iterator:
+    """Every tensor a graph holds: its weights and those inside node attributes (a Constant's
+    value), in subgraphs too; any of them may name an external file to read."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            for sub in [attribute.g] if attribute.HasField("g") else []:
+                yield from graph_tensors(sub)
+            for sub in attribute.graphs:
+                yield from graph_tensors(sub)
+
+
 def check_graph(path: Path, pre: Preprocess, key: str = "model") -> None:
     """The graph's one input and first output as preprocess.json describes them, and no weight
     outside the file; one line naming what disagrees."""
@@ -42,7 +58,7 @@ def check_graph(path: Path, pre: Preprocess, key: str = "model") -> None:
             f"{key}={str(path)!r}: cannot be read as an ONNX model ({type(err).__name__}); "
             "expected the model.onnx seglab deploy wrote"
         ) from None
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph_tensors(model.graph)):
         raise ConfigError(
             f"{key}={str(path)!r}: keeps weights in other files (external data); expected "
             "a self-contained model.onnx, as seglab deploy writes"
